@@ -1,0 +1,3 @@
+//! Google Cloud APIs reached over HTTP.
+
+pub mod metadata;

@@ -1,0 +1,61 @@
+//! aixrun: the runtime every function is built on. One port serving REST, gRPC and gRPC-Web
+//! over HTTP/1.1 and h2c; health, metrics, Cloud Logging logs; environment configuration;
+//! graceful shutdown. A function's `main` is one call to [`run`].
+
+pub mod config;
+pub mod error;
+pub mod gcp;
+pub mod health;
+pub mod http_client;
+pub mod logging;
+pub mod metrics;
+pub mod process;
+pub mod server;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+pub use config::{ConfigError, Env, RuntimeConfig};
+pub use error::StartupError;
+pub use server::{App, Function};
+
+/// Runs a function: reads the environment (`.env` beneath it locally), starts logging and the
+/// async runtime, lets `setup` add the function's routes and services, then serves until
+/// SIGTERM. Any start-up problem is one line on stderr and a non-zero exit (2 for config).
+pub fn run<F, Fut>(function: Function, setup: F) -> ExitCode
+where
+    F: FnOnce(App) -> Fut,
+    Fut: Future<Output = Result<App, StartupError>>,
+{
+    let result = Env::load().and_then(|env| {
+        let config = RuntimeConfig::from_env(&env, std::io::stdout().is_terminal())?;
+        Ok((env, config))
+    });
+    let (env, config) = match result {
+        Ok(v) => v,
+        Err(e) => return fail(function, StartupError::Config(e)),
+    };
+    logging::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(function, StartupError::Other(format!("async runtime: {e}"))),
+    };
+    let outcome = runtime.block_on(async move {
+        let app = setup(App::new(function, env, config)).await?;
+        app.serve().await
+    });
+    // In-flight work that outlived the grace period is abandoned, not awaited.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(function, e),
+    }
+}
+
+fn fail(function: Function, error: StartupError) -> ExitCode {
+    eprintln!("{}: {error}", function.name);
+    error.exit_code()
+}

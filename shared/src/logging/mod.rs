@@ -1,0 +1,83 @@
+//! Logs: Cloud Logging JSON lines on stdout (or readable text on a local terminal), the
+//! per-request log line with `httpRequest`, and trace fields from the caller's trace context.
+
+mod cloud;
+pub mod project;
+mod request;
+mod trace_context;
+
+use serde_json::{Map, Value};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+pub use cloud::CloudLogging;
+pub use request::{RequestLog, log_request, request_span};
+pub use trace_context::TraceContext;
+
+use crate::config::{LogFormat, RuntimeConfig};
+
+/// Crates whose INFO lines are noise for an operator.
+const QUIET: &[&str] = &[
+    "h2=warn",
+    "hyper=warn",
+    "tower=warn",
+    "rmcp=warn",
+    "reqwest=warn",
+];
+
+/// The filter: `RUST_LOG` when set, else `LOG_LEVEL` for everything with chatty crates quieted.
+pub fn filter(config: &RuntimeConfig) -> EnvFilter {
+    let directives = config.rust_log.clone().unwrap_or_else(|| {
+        let mut d = config.log_level.clone();
+        if !matches!(config.log_level.as_str(), "warn" | "error" | "off") {
+            for q in QUIET {
+                d.push(',');
+                d.push_str(q);
+            }
+        }
+        d
+    });
+    EnvFilter::builder()
+        .parse(&directives)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Installs the global subscriber writing to stdout.
+pub fn init(config: &RuntimeConfig) {
+    init_with_writer(config, std::io::stdout);
+}
+
+/// Installs the global subscriber writing through `writer` (tests capture lines this way).
+pub fn init_with_writer<W>(config: &RuntimeConfig, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    if let Some(project) = &config.project_id {
+        project::set(project.clone());
+    }
+    let registry = tracing_subscriber::registry().with(filter(config));
+    let result = match config.log_format {
+        LogFormat::Json => registry
+            .with(CloudLogging::new(writer, labels(config)))
+            .try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_target(false),
+            )
+            .try_init(),
+    };
+    // A second init (tests that build two apps in one process) keeps the first subscriber.
+    let _ = result;
+}
+
+fn labels(config: &RuntimeConfig) -> Map<String, Value> {
+    let mut labels = Map::new();
+    if let Some(rev) = &config.k_revision {
+        labels.insert("k_revision".into(), rev.clone().into());
+    }
+    labels
+}

@@ -1,0 +1,110 @@
+//! The request span (carrying the caller's trace) and one log line per request with Cloud
+//! Logging's `httpRequest` fields. Probes and scrapes that succeed log at DEBUG so they don't
+//! drown the lines that matter.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderMap, Version};
+use tracing::{Instrument, Span};
+
+use super::{TraceContext, project};
+use crate::server::PeerAddr;
+
+/// What the request-log middleware needs.
+#[derive(Clone)]
+pub struct RequestLog {
+    /// Metadata server base for the one lazy project-id lookup, when on the platform.
+    pub metadata_base: Option<Arc<str>>,
+}
+
+/// The span every request runs in. It is created at ERROR level on purpose: the trace fields
+/// must reach every line the request logs, whatever `LOG_LEVEL` filters out.
+pub fn request_span(trace: Option<&TraceContext>) -> Span {
+    match trace {
+        Some(t) => tracing::error_span!(
+            "request",
+            trace_id = t.trace_id.as_str(),
+            span_id = t.span_id.as_str(),
+            trace_sampled = t.sampled
+        ),
+        None => tracing::error_span!("request"),
+    }
+}
+
+/// Middleware: request span, lazy project lookup, and the request's log line.
+pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let trace = TraceContext::from_headers(req.headers());
+    if trace.is_some() {
+        if let Some(base) = &log.metadata_base {
+            project::ensure(base).await;
+        }
+    }
+    let span = request_span(trace.as_ref());
+    let method = req.method().clone();
+    let url = req.uri().to_string();
+    let path = req.uri().path().to_owned();
+    let protocol = protocol(req.version());
+    let user_agent = header(req.headers(), "user-agent");
+    let remote_ip = remote_ip(req.headers(), req.extensions().get::<PeerAddr>());
+    let response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let latency = format!("{:.6}s", start.elapsed().as_secs_f64());
+    let quiet = status < 400 && (path.starts_with("/health") || path == "/metrics");
+    let _entered = span.enter();
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                httpRequest.requestMethod = method.as_str(),
+                httpRequest.requestUrl = url.as_str(),
+                httpRequest.status = status,
+                httpRequest.latency = latency.as_str(),
+                httpRequest.userAgent = user_agent.as_str(),
+                httpRequest.remoteIp = remote_ip.as_str(),
+                httpRequest.protocol = protocol,
+                "{method} {path} {status}"
+            )
+        };
+    }
+    match status {
+        500.. => line!(tracing::Level::ERROR),
+        _ if quiet => line!(tracing::Level::DEBUG),
+        _ => line!(tracing::Level::INFO),
+    }
+    response
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The client as the platform saw it (first `X-Forwarded-For` hop), else the socket peer.
+fn remote_ip(headers: &HeaderMap, peer: Option<&PeerAddr>) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .or_else(|| peer.map(|p| p.0.ip().to_string()))
+        .unwrap_or_default()
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP",
+    }
+}

@@ -1,0 +1,51 @@
+//! REST request metrics, labelled by route template (axum's `MatchedPath`), never the raw path.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::{HttpLabels, HttpRouteLabels, Metrics};
+
+/// Middleware recording `aixgo_http_requests_total` and `aixgo_http_request_duration_seconds`.
+pub async fn record_http(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let method = method_label(req.method());
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            path: path.clone(),
+            status: response.status().as_u16(),
+        })
+        .inc();
+    metrics
+        .http_duration
+        .get_or_create(&HttpRouteLabels { method, path })
+        .observe(elapsed);
+    response
+}
+
+/// The method as a label from a fixed set, so that made-up methods can't grow the series.
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
