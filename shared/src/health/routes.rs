@@ -47,15 +47,12 @@ async fn full(State(health): State<Health>) -> impl IntoResponse {
     let id = health.identity();
     let uptime = health.uptime();
     let mem = process::memory();
-    let body = json!({
+    let mut body = json!({
         "status": report.status,
         "timestamp": OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         "version": id.version,
         "uptime": go_duration(uptime),
         "uptime_seconds": uptime.as_secs(),
-        "service": id.k_service,
-        "revision": id.k_revision,
-        "configuration": id.k_configuration,
         "checks": report.checks,
         "system": {
             "num_goroutines": process::live_tasks(),
@@ -64,5 +61,15 @@ async fn full(State(health): State<Health>) -> impl IntoResponse {
             "mem_sys_mb": mem.rss_bytes / (1024 * 1024),
         },
     });
+    // The platform's names, only where the platform set them.
+    for (key, value) in [
+        ("service", &id.k_service),
+        ("revision", &id.k_revision),
+        ("configuration", &id.k_configuration),
+    ] {
+        if let Some(v) = value {
+            body[key] = json!(v);
+        }
+    }
     (code, Json(body))
 }

@@ -131,10 +131,10 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut trace = SpanTrace::default();
         attrs.record(&mut trace);
-        if trace.trace_id.is_some() {
-            if let Some(span) = ctx.span(id) {
-                span.extensions_mut().insert(trace);
-            }
+        if trace.trace_id.is_some()
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(trace);
         }
     }
 

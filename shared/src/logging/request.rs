@@ -39,10 +39,10 @@ pub fn request_span(trace: Option<&TraceContext>) -> Span {
 pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let trace = TraceContext::from_headers(req.headers());
-    if trace.is_some() {
-        if let Some(base) = &log.metadata_base {
-            project::ensure(base).await;
-        }
+    if trace.is_some()
+        && let Some(base) = &log.metadata_base
+    {
+        project::ensure(base).await;
     }
     let span = request_span(trace.as_ref());
     let method = req.method().clone();

@@ -169,10 +169,10 @@ where
         let polled = this.inner.poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(code) = frame.trailers_ref().and_then(status_of) {
-                    if let Some(r) = this.recorder.take() {
-                        r.finish(code);
-                    }
+                if let Some(code) = frame.trailers_ref().and_then(status_of)
+                    && let Some(r) = this.recorder.take()
+                {
+                    r.finish(code);
                 }
             }
             Poll::Ready(Some(Err(_))) => {

@@ -152,9 +152,16 @@ impl App {
             HealthService::new(self.health.clone(), self.grpc_names.clone()),
             &self.metrics,
         );
-        let mut v1 = tonic_reflection::server::Builder::configure();
-        let mut v1alpha = tonic_reflection::server::Builder::configure();
-        for fds in &self.descriptors {
+        // Both reflection versions describe every service, each other included, so that
+        // `grpcurl list` (v1alpha only) and v1 clients see the same list.
+        let mut v1 = tonic_reflection::server::Builder::configure().include_reflection_service(false);
+        let mut v1alpha =
+            tonic_reflection::server::Builder::configure().include_reflection_service(false);
+        let reflection = [
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        for fds in self.descriptors.iter().chain(&reflection) {
             v1 = v1.register_encoded_file_descriptor_set(fds);
             v1alpha = v1alpha.register_encoded_file_descriptor_set(fds);
         }
