@@ -1,14 +1,7 @@
-//! `mcp-tool`: see the README. Serves the runtime's health, metrics and gRPC endpoints.
+//! `mcp-tool`: the MCP server. See the README for its configuration.
 
 use std::process::ExitCode;
 
-use aixrun::Function;
-
-const FUNCTION: Function = Function {
-    name: "mcp-tool",
-    version: env!("CARGO_PKG_VERSION"),
-};
-
 fn main() -> ExitCode {
-    aixrun::run(FUNCTION, |app| async move { Ok(app) })
+    mcp_tool::main()
 }

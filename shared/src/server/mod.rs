@@ -154,7 +154,8 @@ impl App {
         );
         // Both reflection versions describe every service, each other included, so that
         // `grpcurl list` (v1alpha only) and v1 clients see the same list.
-        let mut v1 = tonic_reflection::server::Builder::configure().include_reflection_service(false);
+        let mut v1 =
+            tonic_reflection::server::Builder::configure().include_reflection_service(false);
         let mut v1alpha =
             tonic_reflection::server::Builder::configure().include_reflection_service(false);
         let reflection = [

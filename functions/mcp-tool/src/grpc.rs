@@ -1,0 +1,408 @@
+//! `mcp.MCPService` over gRPC (and gRPC-Web, through the runtime): the same registry as the
+//! HTTP transport, in the seed's wire format plus the added JSON fields.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures_util::Stream;
+use serde_json::{Map, Number, Value as Json};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+use crate::pb::{self, mcp_service_server::McpService};
+use crate::registry::{CallError, CallOutcome, Registry, Transport};
+use crate::tool::{BoxFuture, CallContext, Content, Reporter, Tool};
+
+/// Content types a result may hold.
+const CONTENT_TYPES: [&str; 4] = ["text", "image", "audio", "resource"];
+/// Progress messages buffered per streaming call before the tool waits for the client.
+const STREAM_BUFFER: usize = 16;
+
+/// The gRPC service.
+pub struct Service {
+    registry: Arc<Registry>,
+    tools: Vec<pb::Tool>,
+    version: String,
+}
+
+impl Service {
+    /// Serves `registry`; the tool list is converted once.
+    pub fn new(registry: Arc<Registry>, version: &str) -> Self {
+        let tools = registry.tools().map(to_pb_tool).collect();
+        Self {
+            registry,
+            tools,
+            version: version.to_owned(),
+        }
+    }
+
+    async fn call(
+        &self,
+        request: pb::CallToolRequest,
+        ctx: CallContext,
+    ) -> Result<pb::CallToolResponse, Status> {
+        let args = arguments(request.arguments_json, request.arguments)?;
+        self.registry
+            .call(&request.name, Some(args), ctx, Transport::Grpc)
+            .await
+            .map(to_pb_response)
+            .map_err(to_status)
+    }
+}
+
+#[tonic::async_trait]
+impl McpService for Arc<Service> {
+    async fn initialize(
+        &self,
+        _request: Request<pb::InitializeRequest>,
+    ) -> Result<Response<pb::InitializeResponse>, Status> {
+        Ok(Response::new(pb::InitializeResponse {
+            protocol_version: "2025-11-25".into(),
+            server_info: Some(pb::ServerInfo {
+                name: "aixrun-mcp-tool".into(),
+                version: self.version.clone(),
+            }),
+            capabilities: Some(pb::Capabilities {
+                // StreamCallTool streams progress; dropping the call cancels the tool;
+                // tools report progress through it.
+                supports_streaming: true,
+                supports_cancellation: true,
+                supports_progress: true,
+                supported_content_types: CONTENT_TYPES.iter().map(|s| (*s).to_owned()).collect(),
+            }),
+            instructions: String::new(),
+        }))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Request<pb::ListToolsRequest>,
+    ) -> Result<Response<pb::ListToolsResponse>, Status> {
+        Ok(Response::new(pb::ListToolsResponse {
+            tools: self.tools.clone(),
+            next_cursor: String::new(),
+        }))
+    }
+
+    async fn call_tool(
+        &self,
+        request: Request<pb::CallToolRequest>,
+    ) -> Result<Response<pb::CallToolResponse>, Status> {
+        self.call(request.into_inner(), CallContext::default())
+            .await
+            .map(Response::new)
+    }
+
+    type StreamCallToolStream = CallStream;
+
+    async fn stream_call_tool(
+        &self,
+        request: Request<pb::CallToolRequest>,
+    ) -> Result<Response<Self::StreamCallToolStream>, Status> {
+        let request = request.into_inner();
+        // Protocol errors come back as the call's status, before any message.
+        let args = arguments(request.arguments_json.clone(), request.arguments.clone())?;
+        if self.registry.get(&request.name).is_none() {
+            return Err(to_status(CallError::UnknownTool(request.name)));
+        }
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let reporter = StreamReporter { tx: tx.clone() };
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            let result = service
+                .registry
+                .call(
+                    &request.name,
+                    Some(args),
+                    CallContext::with_reporter(Arc::new(reporter)),
+                    Transport::Grpc,
+                )
+                .await
+                .map(to_pb_response)
+                .map_err(to_status);
+            let _ = tx.send(result).await;
+        });
+        Ok(Response::new(CallStream {
+            rx,
+            task: task.abort_handle(),
+        }))
+    }
+
+    async fn ping(
+        &self,
+        request: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        Ok(Response::new(pb::PingResponse {
+            timestamp: request.into_inner().timestamp,
+            status: "ok".into(),
+        }))
+    }
+}
+
+/// The messages of one streaming call; dropping it (the client went away) stops the tool.
+pub struct CallStream {
+    rx: mpsc::Receiver<Result<pb::CallToolResponse, Status>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Stream for CallStream {
+    type Item = Result<pb::CallToolResponse, Status>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for CallStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct StreamReporter {
+    tx: mpsc::Sender<Result<pb::CallToolResponse, Status>>,
+}
+
+impl Reporter for StreamReporter {
+    fn progress(
+        &self,
+        progress: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    ) -> BoxFuture<()> {
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            let update = pb::CallToolResponse {
+                progress: Some(pb::Progress {
+                    progress,
+                    total: total.unwrap_or(0.0),
+                    message: message.unwrap_or_default(),
+                }),
+                ..Default::default()
+            };
+            let _ = tx.send(Ok(update)).await;
+        })
+    }
+
+    /// gRPC has no log channel to the caller; tool log messages go nowhere here.
+    fn log(&self, _level: &str, _data: Json) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
+}
+
+fn to_status(e: CallError) -> Status {
+    match e {
+        CallError::UnknownTool(_) => Status::not_found(e.to_string()),
+        CallError::InvalidArguments { .. } => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// The call's arguments: `arguments_json` when set, else the `arguments` map.
+fn arguments(json: String, map: HashMap<String, pb::Value>) -> Result<Map<String, Json>, Status> {
+    if json.trim().is_empty() {
+        return Ok(map
+            .into_iter()
+            .map(|(k, v)| (k, from_pb_value(v)))
+            .collect());
+    }
+    match serde_json::from_str::<Json>(&json) {
+        Ok(Json::Object(args)) => Ok(args),
+        Ok(_) => Err(Status::invalid_argument(
+            "arguments_json is not a JSON object",
+        )),
+        Err(e) => Err(Status::invalid_argument(format!(
+            "arguments_json is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn to_pb_response(outcome: CallOutcome) -> pb::CallToolResponse {
+    pb::CallToolResponse {
+        content: outcome.content.into_iter().map(to_pb_content).collect(),
+        is_error: outcome.is_error,
+        structured_content_json: outcome
+            .structured
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        progress: None,
+    }
+}
+
+fn to_pb_content(content: Content) -> pb::Content {
+    let binary = |kind: &str, data: String, mime_type: String| pb::Content {
+        r#type: kind.to_owned(),
+        // Tools hand out valid base64; anything else is passed on as text rather than lost.
+        data: STANDARD
+            .decode(data.as_bytes())
+            .unwrap_or_else(|_| data.into_bytes()),
+        metadata: HashMap::from([("mimeType".to_owned(), mime_type.clone())]),
+        mime_type,
+        ..Default::default()
+    };
+    match content {
+        Content::Text { text } => pb::Content {
+            r#type: "text".into(),
+            text,
+            ..Default::default()
+        },
+        Content::Image { data, mime_type } => binary("image", data, mime_type),
+        Content::Audio { data, mime_type } => binary("audio", data, mime_type),
+        Content::Resource { resource } => {
+            let field = |k: &str| {
+                resource
+                    .get(k)
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (uri, mime_type) = (field("uri"), field("mimeType"));
+            let blob = resource.get("blob").and_then(Json::as_str);
+            pb::Content {
+                r#type: "resource".into(),
+                text: field("text"),
+                data: blob
+                    .and_then(|b| STANDARD.decode(b).ok())
+                    .unwrap_or_default(),
+                metadata: HashMap::from([
+                    ("uri".to_owned(), uri.clone()),
+                    ("mimeType".to_owned(), mime_type.clone()),
+                ]),
+                mime_type,
+                uri,
+            }
+        }
+    }
+}
+
+fn to_pb_tool(tool: &Tool) -> pb::Tool {
+    let json_text = |v: &Option<Json>| v.as_ref().map(Json::to_string).unwrap_or_default();
+    pb::Tool {
+        name: tool.name.clone(),
+        description: tool.description.clone(),
+        input_schema: Some(flat_schema(&tool.input_schema)),
+        title: tool.title.clone().unwrap_or_default(),
+        input_schema_json: tool.input_schema.to_string(),
+        output_schema_json: json_text(&tool.output_schema),
+        annotations_json: json_text(&tool.annotations),
+    }
+}
+
+/// The seed's flat schema: top-level properties with their type, description and default.
+fn flat_schema(schema: &Json) -> pb::Schema {
+    let type_of = |v: &Json| match v.get("type") {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Array(a)) => a
+            .iter()
+            .filter_map(Json::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("")
+            .to_owned(),
+        _ => String::new(),
+    };
+    let properties = schema
+        .get("properties")
+        .and_then(Json::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, prop)| {
+                    let field = pb::SchemaField {
+                        r#type: type_of(prop),
+                        description: prop
+                            .get("description")
+                            .and_then(Json::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        default_value: prop.get("default").cloned().map(to_pb_value),
+                    };
+                    (name.clone(), field)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pb::Schema {
+        r#type: type_of(schema),
+        properties,
+        required: schema
+            .get("required")
+            .and_then(Json::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// JSON to the seed's `Value`.
+pub fn to_pb_value(v: Json) -> pb::Value {
+    use pb::value::Kind;
+    let kind = match v {
+        Json::Null => Kind::NullValue(pb::NullValue::NullValue as i32),
+        Json::Bool(b) => Kind::BoolValue(b),
+        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Json::String(s) => Kind::StringValue(s),
+        Json::Array(a) => Kind::ListValue(pb::ListValue {
+            values: a.into_iter().map(to_pb_value).collect(),
+        }),
+        Json::Object(o) => Kind::StructValue(pb::StructValue {
+            fields: o.into_iter().map(|(k, v)| (k, to_pb_value(v))).collect(),
+        }),
+    };
+    pb::Value { kind: Some(kind) }
+}
+
+/// The seed's `Value` to JSON. Whole numbers become JSON integers, so that a schema asking for
+/// an `integer` accepts `3.0` sent as a double.
+pub fn from_pb_value(v: pb::Value) -> Json {
+    use pb::value::Kind;
+    match v.kind {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::BoolValue(b)) => Json::Bool(b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Json::Number(Number::from(n as i64))
+            } else {
+                Number::from_f64(n).map_or(Json::Null, Json::Number)
+            }
+        }
+        Some(Kind::StringValue(s)) => Json::String(s),
+        Some(Kind::ListValue(l)) => Json::Array(l.values.into_iter().map(from_pb_value).collect()),
+        Some(Kind::StructValue(s)) => Json::Object(
+            s.fields
+                .into_iter()
+                .map(|(k, v)| (k, from_pb_value(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_round_trip() {
+        let v = json!({"a": [1, 2.5, "x", null, true], "b": {"c": -3}});
+        assert_eq!(from_pb_value(to_pb_value(v.clone())), v);
+    }
+
+    #[test]
+    fn flat_schema_keeps_top_level_fields() {
+        let s = flat_schema(&json!({
+            "type": "object",
+            "properties": {"units": {"type": ["string", "null"], "description": "u", "default": "celsius"}},
+            "required": ["units"]
+        }));
+        assert_eq!(s.r#type, "object");
+        assert_eq!(s.properties["units"].r#type, "string");
+        assert_eq!(s.required, ["units"]);
+        assert!(s.properties["units"].default_value.is_some());
+    }
+}

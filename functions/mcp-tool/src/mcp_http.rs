@@ -1,0 +1,239 @@
+//! MCP over Streamable HTTP at `POST /mcp`, both protocol eras, through the official SDK
+//! (`rmcp`): the 2026-07-28 stateless protocol (`server/discover`, per-request `_meta`, header
+//! checks) and the legacy `initialize` handshake (2025-06-18, 2025-11-25).
+//!
+//! Served without sessions: Cloud Run sends each request to any instance and scales to zero,
+//! so no state may live in one instance's memory. Legacy clients get no `MCP-Session-Id` (the
+//! specification makes it optional) and every request stands alone.
+
+// Logging is deprecated in the 2026-07-28 revision (SEP-2577) but part of the legacy revisions
+// this server still serves, and the conformance suite checks it there.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use rmcp::ServerHandler;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, ListToolsResult,
+    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ServerConfig, SetLevelRequestParams,
+};
+use rmcp::service::{Peer, RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+
+use crate::registry::{CallError, CallOutcome, Registry, Transport};
+use crate::tool::{BoxFuture, CallContext, Reporter};
+
+/// The MCP path.
+pub const PATH: &str = "/mcp";
+
+/// The `rmcp` server handler over the tool registry.
+#[derive(Clone)]
+pub struct McpHandler {
+    registry: Arc<Registry>,
+    tools: Arc<ListToolsResult>,
+    info: Arc<ServerConfig>,
+}
+
+impl McpHandler {
+    /// Prepares the tool list and server identity once, so each request only clones them.
+    pub fn new(registry: Arc<Registry>, version: &str) -> Result<Self, serde_json::Error> {
+        let tools = registry
+            .tools()
+            .map(|t| {
+                let mut tool = json!({
+                    "name": t.name,
+                    "description": t.description,
+                    "inputSchema": t.input_schema,
+                });
+                if let Some(title) = &t.title {
+                    tool["title"] = json!(title);
+                }
+                if let Some(schema) = &t.output_schema {
+                    tool["outputSchema"] = schema.clone();
+                }
+                if let Some(annotations) = &t.annotations {
+                    tool["annotations"] = annotations.clone();
+                }
+                tool
+            })
+            .collect::<Vec<Value>>();
+        let tools: ListToolsResult = serde_json::from_value(json!({ "tools": tools }))?;
+        let info: ServerConfig = serde_json::from_value(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"tools": {"listChanged": false}, "logging": {}},
+            "serverInfo": {"name": "aixrun-mcp-tool", "title": "aixrun MCP tool server", "version": version},
+            "instructions": "Tools served by aixrun mcp-tool. Call tools/list to see them."
+        }))?;
+        Ok(Self {
+            registry,
+            tools: Arc::new(tools),
+            info: Arc::new(info),
+        })
+    }
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> ServerConfig {
+        (*self.info).clone()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok((*self.tools).clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let reporter = HttpReporter {
+            peer: context.peer.clone(),
+            progress_token: context.meta.get_progress_token(),
+        };
+        let call = self.registry.call(
+            &request.name,
+            request.arguments,
+            CallContext::with_reporter(Arc::new(reporter)),
+            Transport::Http,
+        );
+        // A client that cancels or closes the stream stops the work.
+        let outcome = tokio::select! {
+            outcome = call => outcome,
+            () = context.ct.cancelled() => {
+                return Err(ErrorData::internal_error("request cancelled", None));
+            }
+        };
+        match outcome {
+            Ok(outcome) => to_result(outcome).map(CallToolResponse::from),
+            Err(e @ CallError::UnknownTool(_)) => Err(ErrorData::invalid_params(
+                e.to_string(),
+                Some(json!({"tool": request.name})),
+            )),
+            Err(CallError::InvalidArguments {
+                tool,
+                path,
+                message,
+            }) => Err(ErrorData::invalid_params(
+                format!("invalid arguments for {tool} at {path}: {message}"),
+                Some(json!({"tool": tool, "path": path})),
+            )),
+        }
+    }
+
+    /// Accepted so clients can call it, but with no sessions there is nothing to keep the level
+    /// in: tools send their few log messages at the level they choose.
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+}
+
+fn to_result(outcome: CallOutcome) -> Result<CallToolResult, ErrorData> {
+    let mut result = json!({
+        "content": outcome.content,
+        "isError": outcome.is_error,
+    });
+    if let Some(structured) = outcome.structured {
+        result["structuredContent"] = structured;
+    }
+    serde_json::from_value(result)
+        .map_err(|e| ErrorData::internal_error(format!("tool result: {e}"), None))
+}
+
+/// Sends a call's progress and log messages as MCP notifications (rmcp switches the response
+/// to an event stream when a handler notifies before answering).
+struct HttpReporter {
+    peer: Peer<RoleServer>,
+    progress_token: Option<ProgressToken>,
+}
+
+impl Reporter for HttpReporter {
+    fn progress(
+        &self,
+        progress: f64,
+        total: Option<f64>,
+        message: Option<String>,
+    ) -> BoxFuture<()> {
+        let Some(token) = self.progress_token.clone() else {
+            return Box::pin(async {});
+        };
+        let peer = self.peer.clone();
+        Box::pin(async move {
+            let mut param = ProgressNotificationParam::new(token, progress);
+            param.total = total;
+            param.message = message;
+            let _ = peer.notify_progress(param).await;
+        })
+    }
+
+    fn log(&self, level: &str, data: Value) -> BoxFuture<()> {
+        let level = match level {
+            "debug" => LoggingLevel::Debug,
+            "notice" => LoggingLevel::Notice,
+            "warning" => LoggingLevel::Warning,
+            "error" => LoggingLevel::Error,
+            _ => LoggingLevel::Info,
+        };
+        let peer = self.peer.clone();
+        Box::pin(async move {
+            let _ = peer
+                .notify_logging_message(LoggingMessageNotificationParam::new(level, data))
+                .await;
+        })
+    }
+}
+
+/// Who may call: bound to loopback, only local Host and Origin values (DNS-rebinding
+/// protection); otherwise any Host (Cloud Run's `*.run.app`, custom domains) and only the
+/// configured browser Origins.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Whether the listener is bound to a loopback address.
+    pub loopback: bool,
+    /// `MCP_ALLOWED_ORIGINS`.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+/// The `/mcp` route.
+pub fn router(handler: McpHandler, access: &Access) -> Router {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(access.max_body_bytes);
+    let mut origins = access.allowed_origins.clone();
+    if access.loopback {
+        config = config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"]);
+        origins.extend(
+            ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+                .into_iter()
+                .map(String::from),
+        );
+    } else {
+        config = config.disable_allowed_hosts();
+    }
+    // An empty list still refuses every Origin a browser sends: no origin is trusted unless
+    // configured.
+    config = config
+        .with_allowed_origins(origins)
+        .enforce_origin_validation();
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    Router::new().route_service(PATH, service)
+}

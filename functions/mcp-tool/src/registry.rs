@@ -1,0 +1,445 @@
+//! The tool registry both transports call: deterministic listing, argument validation against
+//! each tool's JSON Schema before the handler runs, per-tool timeout and concurrency limit, a
+//! cap on result size, metrics and one log line per call.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry as MetricsRegistry;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use crate::tool::{CallContext, Content, Tool};
+
+/// Deepest nesting a tool's schema may have.
+const MAX_SCHEMA_DEPTH: usize = 32;
+/// Largest a tool's schema may be, serialized.
+const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+
+/// A call that could not be made: a protocol error (JSON-RPC `-32602`, gRPC
+/// NOT_FOUND / INVALID_ARGUMENT), as opposed to a tool that ran and failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No tool by that name.
+    #[error("unknown tool {0:?}")]
+    UnknownTool(String),
+    /// The arguments don't match the tool's input schema.
+    #[error("invalid arguments for {tool}: {message} (at {path})")]
+    InvalidArguments {
+        /// Tool name.
+        tool: String,
+        /// JSON Pointer to the failing value (`/` for the whole object).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The result of a call that ran: content, structured content, and whether it is an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallOutcome {
+    /// Content blocks.
+    pub content: Vec<Content>,
+    /// Structured result, if any.
+    pub structured: Option<Value>,
+    /// True when the tool failed, timed out, or its result was too large.
+    pub is_error: bool,
+}
+
+impl CallOutcome {
+    fn error(message: String) -> Self {
+        Self {
+            content: vec![Content::text(message)],
+            structured: None,
+            is_error: true,
+        }
+    }
+}
+
+/// A schema the registry refused at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("tool {tool}: {problem}")]
+pub struct SchemaError {
+    tool: String,
+    problem: String,
+}
+
+struct Entry {
+    tool: Tool,
+    validator: jsonschema::Validator,
+    slots: Arc<Semaphore>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    tool: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabels {
+    tool: String,
+}
+
+/// `aixgo_mcp_tool_calls_total{tool,status}` and `aixgo_mcp_tool_call_duration_seconds{tool}`.
+#[derive(Clone)]
+struct ToolMetrics {
+    calls: Family<CallLabels, Counter>,
+    duration: Family<ToolLabels, Histogram, fn() -> Histogram>,
+}
+
+/// Every tool this instance serves.
+pub struct Registry {
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+    max_result_bytes: usize,
+    metrics: ToolMetrics,
+}
+
+/// Where a call came from, for the log line.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    /// MCP over Streamable HTTP.
+    Http,
+    /// `mcp.MCPService` over gRPC or gRPC-Web.
+    Grpc,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+impl Registry {
+    /// Compiles every tool's schema (refusing deep, huge or unresolvable ones: no remote
+    /// `$ref` is ever fetched) and registers the call metrics.
+    pub fn new(
+        tools: Vec<Tool>,
+        max_result_bytes: usize,
+        metrics_registry: &mut MetricsRegistry,
+    ) -> Result<Self, SchemaError> {
+        let metrics = ToolMetrics {
+            calls: Family::default(),
+            duration: Family::new_with_constructor(aixrun::metrics::duration_histogram),
+        };
+        metrics_registry.register(
+            "aixgo_mcp_tool_calls",
+            "MCP tool calls by tool and outcome",
+            metrics.calls.clone(),
+        );
+        metrics_registry.register(
+            "aixgo_mcp_tool_call_duration_seconds",
+            "MCP tool call duration in seconds by tool",
+            metrics.duration.clone(),
+        );
+        let mut tools = tools;
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut entries = Vec::with_capacity(tools.len());
+        let mut index = HashMap::new();
+        for tool in tools {
+            let problem = |problem: String| SchemaError {
+                tool: tool.name.clone(),
+                problem,
+            };
+            if index.contains_key(&tool.name) {
+                return Err(problem("registered twice".into()));
+            }
+            check_bounds(&tool.input_schema).map_err(problem)?;
+            let validator = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .build(&tool.input_schema)
+                .map_err(|e| problem(format!("input schema: {e}")))?;
+            index.insert(tool.name.clone(), entries.len());
+            entries.push(Entry {
+                slots: Arc::new(Semaphore::new(tool.max_concurrency.max(1))),
+                tool,
+                validator,
+            });
+        }
+        Ok(Self {
+            entries,
+            index,
+            max_result_bytes,
+            metrics,
+        })
+    }
+
+    /// Tools in name order.
+    pub fn tools(&self) -> impl Iterator<Item = &Tool> {
+        self.entries.iter().map(|e| &e.tool)
+    }
+
+    /// Looks a tool up by name.
+    pub fn get(&self, name: &str) -> Option<&Tool> {
+        self.index.get(name).map(|&i| &self.entries[i].tool)
+    }
+
+    /// Validates and runs one call. `Err` is a protocol error; a tool failure, timeout or
+    /// oversized result is an `Ok` outcome with `is_error` set.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        ctx: CallContext,
+        transport: Transport,
+    ) -> Result<CallOutcome, CallError> {
+        let start = Instant::now();
+        let result = self.run(name, arguments, ctx).await;
+        let elapsed = start.elapsed();
+        let (tool_label, status) = match &result {
+            Err(CallError::UnknownTool(_)) => ("unknown".to_owned(), "unknown_tool"),
+            Err(CallError::InvalidArguments { .. }) => (name.to_owned(), "invalid_arguments"),
+            Ok((_, status)) => (name.to_owned(), *status),
+        };
+        self.metrics
+            .calls
+            .get_or_create(&CallLabels {
+                tool: tool_label.clone(),
+                status,
+            })
+            .inc();
+        self.metrics
+            .duration
+            .get_or_create(&ToolLabels { tool: tool_label })
+            .observe(elapsed.as_secs_f64());
+        // Never the arguments: they may hold secrets or personal data.
+        tracing::info!(
+            tool = name,
+            status,
+            transport = transport.as_str(),
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            "tool call {name}: {status}"
+        );
+        result.map(|(outcome, _)| outcome)
+    }
+
+    async fn run(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        ctx: CallContext,
+    ) -> Result<(CallOutcome, &'static str), CallError> {
+        let entry = self
+            .index
+            .get(name)
+            .map(|&i| &self.entries[i])
+            .ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
+        let args = arguments.unwrap_or_default();
+        let instance = Value::Object(args);
+        if let Some(error) = entry.validator.iter_errors(&instance).next() {
+            let path = error.instance_path().to_string();
+            return Err(CallError::InvalidArguments {
+                tool: name.to_owned(),
+                path: if path.is_empty() { "/".into() } else { path },
+                message: error.to_string(),
+            });
+        }
+        let Value::Object(args) = instance else {
+            unreachable!("constructed as an object above")
+        };
+        let tool = &entry.tool;
+        let run = async {
+            // Waiting for a slot counts against the timeout: a saturated tool times out
+            // rather than queueing without bound.
+            let _permit = entry.slots.acquire().await;
+            AssertUnwindSafe((tool.handler)(args, ctx))
+                .catch_unwind()
+                .await
+        };
+        let outcome = match tokio::time::timeout(tool.timeout, run).await {
+            Err(_) => (
+                CallOutcome::error(format!(
+                    "tool {name} timed out after {:?}: try a smaller request or try again later",
+                    tool.timeout
+                )),
+                "timeout",
+            ),
+            Ok(Err(_panic)) => {
+                tracing::error!(tool = name, "tool handler panicked");
+                (
+                    CallOutcome::error(format!("tool {name} failed unexpectedly")),
+                    "error",
+                )
+            }
+            Ok(Ok(Err(e))) => (CallOutcome::error(e.0), "error"),
+            Ok(Ok(Ok(output))) => {
+                let size = result_size(&output.content, output.structured.as_ref());
+                if size > self.max_result_bytes {
+                    (
+                        CallOutcome::error(format!(
+                            "tool {name} returned {size} bytes, over the {} byte result cap: ask for less",
+                            self.max_result_bytes
+                        )),
+                        "error",
+                    )
+                } else {
+                    (
+                        CallOutcome {
+                            content: output.content,
+                            structured: output.structured,
+                            is_error: false,
+                        },
+                        "success",
+                    )
+                }
+            }
+        };
+        Ok(outcome)
+    }
+}
+
+fn result_size(content: &[Content], structured: Option<&Value>) -> usize {
+    let content = serde_json::to_vec(content).map_or(usize::MAX, |v| v.len());
+    let structured =
+        structured.map_or(0, |v| serde_json::to_vec(v).map_or(usize::MAX, |v| v.len()));
+    content.saturating_add(structured)
+}
+
+fn check_bounds(schema: &Value) -> Result<(), String> {
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    if !schema.is_object() {
+        return Err("input schema is not a JSON object".into());
+    }
+    if schema.get("type").and_then(Value::as_str) != Some("object") {
+        return Err("input schema must have \"type\": \"object\"".into());
+    }
+    let d = depth(schema);
+    if d > MAX_SCHEMA_DEPTH {
+        return Err(format!(
+            "input schema nests {d} levels, over {MAX_SCHEMA_DEPTH}"
+        ));
+    }
+    let size = serde_json::to_vec(schema).map_or(usize::MAX, |v| v.len());
+    if size > MAX_SCHEMA_BYTES {
+        return Err(format!(
+            "input schema is {size} bytes, over {MAX_SCHEMA_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tool::{ToolError, ToolOutput};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn registry(tools: Vec<Tool>) -> Registry {
+        Registry::new(tools, 1024, &mut MetricsRegistry::default()).unwrap()
+    }
+
+    fn obj(v: Value) -> Option<Map<String, Value>> {
+        v.as_object().cloned()
+    }
+
+    fn echo() -> Tool {
+        Tool::new(
+            "echo",
+            "echo",
+            json!({"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}),
+            |args, _| async move { Ok(ToolOutput::text(args["text"].as_str().unwrap_or_default())) },
+        )
+    }
+
+    #[tokio::test]
+    async fn lists_in_name_order() {
+        let mut b = echo();
+        b.name = "b".into();
+        let mut a = echo();
+        a.name = "a".into();
+        let r = registry(vec![b, a]);
+        let names: Vec<&str> = r.tools().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn invalid_arguments_name_the_path() {
+        let r = registry(vec![echo()]);
+        let e = r
+            .call(
+                "echo",
+                obj(json!({"text": 5})),
+                CallContext::default(),
+                Transport::Http,
+            )
+            .await
+            .unwrap_err();
+        match e {
+            CallError::InvalidArguments { path, .. } => assert_eq!(path, "/text"),
+            other => panic!("{other:?}"),
+        }
+        let e = r
+            .call("nope", None, CallContext::default(), Transport::Http)
+            .await
+            .unwrap_err();
+        assert_eq!(e, CallError::UnknownTool("nope".into()));
+    }
+
+    #[tokio::test]
+    async fn failures_timeouts_and_big_results_are_error_results() {
+        let failing = Tool::new("fail", "", json!({"type":"object"}), |_, _| async {
+            Err(ToolError::new("upstream said no"))
+        });
+        let slow = Tool::new("slow", "", json!({"type":"object"}), |_, _| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(ToolOutput::text("late"))
+        })
+        .timeout(Duration::from_millis(20));
+        let big = Tool::new("big", "", json!({"type":"object"}), |_, _| async {
+            Ok(ToolOutput::text("x".repeat(4096)))
+        });
+        let panics = Tool::new("panics", "", json!({"type":"object"}), |_, _| async {
+            panic!("boom")
+        });
+        let r = registry(vec![failing, slow, big, panics]);
+        for (name, needle) in [
+            ("fail", "upstream said no"),
+            ("slow", "timed out"),
+            ("big", "result cap"),
+            ("panics", "failed unexpectedly"),
+        ] {
+            let out = r
+                .call(name, None, CallContext::default(), Transport::Grpc)
+                .await
+                .unwrap();
+            assert!(out.is_error, "{name}");
+            let Content::Text { text } = &out.content[0] else {
+                panic!()
+            };
+            assert!(text.contains(needle), "{name}: {text}");
+        }
+    }
+
+    #[test]
+    fn refuses_remote_refs_and_non_object_schemas() {
+        let remote = Tool::new(
+            "r",
+            "",
+            json!({"type":"object","properties":{"a":{"$ref":"https://example.com/s.json"}}}),
+            |_, _| async { Ok(ToolOutput::default()) },
+        );
+        assert!(Registry::new(vec![remote], 1, &mut MetricsRegistry::default()).is_err());
+        let not_object = Tool::new("n", "", json!({"type":"string"}), |_, _| async {
+            Ok(ToolOutput::default())
+        });
+        assert!(Registry::new(vec![not_object], 1, &mut MetricsRegistry::default()).is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! `hf_embed`: text embeddings, from the hf-inference feature-extraction API or a self-hosted
+//! Text Embeddings Inference server (`POST /embed`).
+//!
+//! Sentence-embedding models answer one vector per input (a bare vector for a string input).
+//! Models without a pooling layer answer one vector per token, sometimes inside an extra batch
+//! level: those are mean-pooled into one vector per input, so callers always get one each.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::client::{Auth, Client, Request};
+use super::{
+    HF_EMBED, Spec, check_input_size, model_property, object_schema, parse_args, pick_model,
+};
+use crate::tool::{Args, CallContext, Content, Tool, ToolError, ToolOutput};
+
+const DESCRIPTION: &str = "Turn text into embedding vectors (feature extraction) with a \
+sentence-embedding model on Hugging Face, for semantic search, clustering or similarity. \
+`inputs` is one string or a list of up to 64; the answer has one vector per input.";
+
+const MAX_INPUTS: usize = 64;
+
+pub(super) fn tool(client: &Arc<Client>) -> Tool {
+    let settings = &client.settings;
+    let text = json!({"type": "string", "maxLength": settings.max_input_chars});
+    let input_schema = object_schema(
+        json!({
+            "inputs": {
+                "description": "The text to embed: one string, or a list of 1 to 64 strings.",
+                "anyOf": [
+                    text,
+                    {"type": "array", "items": text, "minItems": 1, "maxItems": MAX_INPUTS}
+                ]
+            },
+            "model": model_property(&settings.embedding_model)
+        }),
+        &["inputs"],
+    );
+    let output_schema = object_schema(
+        json!({
+            "model": {"type": "string", "description": "Model that answered."},
+            "dimensions": {"type": "integer", "description": "Length of each vector."},
+            "embeddings": {
+                "type": "array",
+                "description": "One vector per input, in input order.",
+                "items": {"type": "array", "items": {"type": "number"}}
+            }
+        }),
+        &["model", "dimensions", "embeddings"],
+    );
+    Spec {
+        name: HF_EMBED,
+        title: "Hugging Face embeddings",
+        description: DESCRIPTION,
+        input_schema,
+        output_schema,
+    }
+    .build(client, run)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbedArgs {
+    inputs: Inputs,
+    model: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Inputs {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Inputs {
+    fn texts(&self) -> &[String] {
+        match self {
+            Self::One(text) => std::slice::from_ref(text),
+            Self::Many(texts) => texts,
+        }
+    }
+
+    /// The inputs as the caller gave them: the answer's shape depends on it.
+    fn to_value(&self) -> Value {
+        match self {
+            Self::One(text) => json!(text),
+            Self::Many(texts) => json!(texts),
+        }
+    }
+}
+
+async fn run(client: Arc<Client>, args: Args, ctx: CallContext) -> Result<ToolOutput, ToolError> {
+    let args: EmbedArgs = parse_args(args)?;
+    let texts = args.inputs.texts();
+    if texts.is_empty() || texts.len() > MAX_INPUTS {
+        return Err(ToolError::new(format!(
+            "inputs must hold 1 to {MAX_INPUTS} strings; split larger batches into several calls"
+        )));
+    }
+    check_input_size(
+        &client.settings,
+        texts.iter().map(|t| t.chars().count()).sum(),
+    )?;
+    let settings = &client.settings;
+    let (model, url, body) = match &settings.embeddings_url {
+        // A TEI server serves the one model it was started with, and always takes a list.
+        Some(tei) => {
+            if args
+                .model
+                .as_ref()
+                .is_some_and(|m| *m != settings.embedding_model)
+            {
+                return Err(ToolError::new(format!(
+                    "this server embeds with {} only: leave out `model`",
+                    settings.embedding_model
+                )));
+            }
+            let url = client.endpoint(tei, "embed")?;
+            (
+                settings.embedding_model.clone(),
+                url,
+                json!({"inputs": texts}),
+            )
+        }
+        None => {
+            let model = pick_model(args.model, &settings.embedding_model, false)?;
+            let url = client.endpoint(&settings.inference_url, &model)?;
+            (model, url, json!({"inputs": args.inputs.to_value()}))
+        }
+    };
+    let auth = if settings.embeddings_url.is_some() {
+        Auth::IfPresent
+    } else {
+        Auth::Required
+    };
+    let request = Request {
+        method: Method::POST,
+        url,
+        body: Some(&body),
+        model: Some(&model),
+        auth,
+    };
+    let answer: Value = client.send(request, &ctx).await?;
+    // A TEI answer is always a list, even for one string.
+    let single = matches!(args.inputs, Inputs::One(_)) && settings.embeddings_url.is_none();
+    let vectors = vectors(answer, texts.len(), single).map_err(|problem| {
+        ToolError::new(format!(
+            "model {model} did not answer with embeddings ({problem}); pick a feature-extraction \
+             model such as {}",
+            super::Settings::default().embedding_model
+        ))
+    })?;
+    let dimensions = vectors.first().map_or(0, Vec::len);
+    let summary = format!(
+        "{} embedding{} of {dimensions} dimensions from {model}",
+        vectors.len(),
+        if vectors.len() == 1 { "" } else { "s" }
+    );
+    Ok(ToolOutput {
+        content: vec![Content::text(summary)],
+        structured: Some(json!({"model": model, "dimensions": dimensions, "embeddings": vectors})),
+    })
+}
+
+/// One vector per input from the answer: `single` means the answer covers one string input
+/// and is not wrapped in a list of inputs.
+fn vectors(answer: Value, count: usize, single: bool) -> Result<Vec<Vec<f32>>, String> {
+    let items = match answer {
+        _ if single => vec![answer],
+        Value::Array(items) if items.len() == count => items,
+        Value::Array(items) => {
+            return Err(format!("{} vectors for {count} inputs", items.len()));
+        }
+        other => return Err(format!("expected a list, got {}", kind(&other))),
+    };
+    let vectors = items.iter().map(pool).collect::<Result<Vec<_>, _>>()?;
+    same_length(&vectors)?;
+    Ok(vectors)
+}
+
+/// A vector as is, or the mean of the vectors inside a nested list (token-level output).
+fn pool(value: &Value) -> Result<Vec<f32>, String> {
+    let Value::Array(items) = value else {
+        return Err(format!("expected a list of numbers, got {}", kind(value)));
+    };
+    if items.is_empty() {
+        return Err("an empty vector".to_owned());
+    }
+    if let Some(numbers) = items.iter().map(Value::as_f64).collect::<Option<Vec<_>>>() {
+        // Embeddings are f32 in every Hugging Face server; f64 would only double the size.
+        return Ok(numbers.into_iter().map(|n| n as f32).collect());
+    }
+    let rows = items.iter().map(pool).collect::<Result<Vec<_>, _>>()?;
+    let width = same_length(&rows)?;
+    let mut mean = vec![0.0_f32; width];
+    for row in &rows {
+        for (sum, x) in mean.iter_mut().zip(row) {
+            *sum += x;
+        }
+    }
+    let n = rows.len() as f32;
+    Ok(mean.into_iter().map(|sum| sum / n).collect())
+}
+
+/// The common length of `vectors`, or an error when they differ.
+fn same_length(vectors: &[Vec<f32>]) -> Result<usize, String> {
+    let width = vectors.first().map_or(0, Vec::len);
+    match vectors.iter().find(|v| v.len() != width) {
+        Some(other) => Err(format!("vectors of {width} and {} dimensions", other.len())),
+        None => Ok(width),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        assert_eq!(vectors(json!([1, 2]), 1, true).unwrap(), [[1.0, 2.0]]);
+        assert_eq!(
+            vectors(json!([[1, 2], [3, 4]]), 2, false).unwrap(),
+            [[1.0, 2.0], [3.0, 4.0]]
+        );
+        // Token level for one string: tokens x dims, or 1 x tokens x dims.
+        assert_eq!(
+            vectors(json!([[1, 2], [3, 4]]), 1, true).unwrap(),
+            [[2.0, 3.0]]
+        );
+        assert_eq!(
+            vectors(json!([[[1, 2], [3, 4]]]), 1, true).unwrap(),
+            [[2.0, 3.0]]
+        );
+        // Token level for a batch: inputs x tokens x dims.
+        let batch = json!([[[1, 1], [3, 3]], [[0, 2]]]);
+        assert_eq!(vectors(batch, 2, false).unwrap(), [[2.0, 2.0], [0.0, 2.0]]);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(
+            vectors(json!([[1, 2]]), 2, false)
+                .unwrap_err()
+                .contains("1 vectors for 2")
+        );
+        assert!(vectors(json!([[1, 2], [3]]), 2, false).is_err());
+        assert!(vectors(json!({"error": "x"}), 1, true).is_err());
+        assert!(vectors(json!([]), 1, true).is_err());
+        assert!(vectors(json!([["a"]]), 1, false).is_err());
+    }
+}

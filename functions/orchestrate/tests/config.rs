@@ -1,0 +1,59 @@
+//! Start-up configuration errors of the real `orchestrate` binary: exit code 2 and one line on
+//! stderr naming the variable, what is wrong and the accepted form.
+//!
+//! Having an integration test also makes `cargo test --workspace` build the binary, which the
+//! end-to-end tests in `tests/` run.
+
+use std::process::{Command, Output, Stdio};
+
+/// Runs the binary with exactly `envs` as its environment, in a fresh empty directory (so no
+/// `.env` file is read).
+fn run_with(envs: &[(&str, &str)]) -> Output {
+    let dir = std::env::temp_dir().join(format!(
+        "orchestrate-config-{}-{}",
+        std::process::id(),
+        envs.iter().map(|(k, _)| *k).collect::<Vec<_>>().join("-")
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_orchestrate"))
+        .env_clear()
+        .envs(envs.iter().copied())
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run orchestrate");
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn non_numeric_port_exits_2_with_one_line_naming_it() {
+    let out = run_with(&[("PORT", "abc")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "exactly one stderr line: {lines:?}");
+    assert!(lines[0].contains(r#"PORT="abc""#), "{}", lines[0]);
+    assert!(lines[0].contains("expected a port number"), "{}", lines[0]);
+    assert!(out.stdout.is_empty(), "nothing on stdout: {out:?}");
+}
+
+#[test]
+fn unparsable_grace_period_exits_2_naming_the_variable() {
+    let out = run_with(&[("SHUTDOWN_GRACE_PERIOD", "soon")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "exactly one stderr line: {lines:?}");
+    assert!(
+        lines[0].contains(r#"SHUTDOWN_GRACE_PERIOD="soon""#),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("expected a duration"), "{}", lines[0]);
+}
