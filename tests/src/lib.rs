@@ -5,10 +5,12 @@
 //! - [`TestApp`]: a running function (address, captured log lines, SIGTERM, exit, kill on drop);
 //! - [`run`]: a command run to completion (config errors, `health probe`);
 //! - [`http`]: raw HTTP/1.1 over `std::net::TcpStream`, for what a client library hides;
+//! - [`InFlight`]: a request held open inside the server (for shutdown tests);
 //! - [`grpc_web`]: gRPC-Web frames built and parsed by hand;
 //! - [`metrics`]: Prometheus text parsed into samples, and `promtool check metrics`;
 //! - [`metadata`]: a loopback fake of the GCE metadata server;
-//! - [`formats`]: RFC 3339 timestamps and Go-style durations.
+//! - [`formats`] and [`seed`]: RFC 3339 timestamps, Go-style durations, the seed's `/health`;
+//! - [`clients`]: reqwest (HTTP/1.1, h2c) and tonic clients with generous timeouts.
 //!
 //! Binaries are taken from `<target>/debug/<name>`, where `cargo test --workspace` builds them
 //! (each function package has an integration test, which makes cargo build its binary).
@@ -225,8 +227,9 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts `name` (serve mode) with [`APP_DEFAULTS`] overridden by `envs`, learns its address
-    /// from the "listening on" log line and waits until `GET /health/ready` answers 200.
+    /// Starts `name` (serve mode) with PORT=0, HOST=127.0.0.1, JSON logs at debug level and an
+    /// 8s grace period (each overridable through `envs`; an empty value means unset), learns its
+    /// address from the "listening on" log line and waits until `GET /health/ready` answers 200.
     pub fn spawn(name: &str, envs: &[(&str, &str)]) -> Self {
         let app = Self::start(name, envs);
         app.wait_ready();
@@ -1199,3 +1202,7 @@ pub mod seed {
         assert!(system["num_cpu"].as_u64() >= Some(1), "num_cpu: {system}");
     }
 }
+
+/// MCP clients (the official SDK in both protocol eras), raw JSON-RPC and SSE, gRPC-Web bodies
+/// for `mcp.MCPService`.
+pub mod mcp;

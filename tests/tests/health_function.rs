@@ -35,7 +35,14 @@ async fn aggregator_reports_each_target_and_degrades_when_one_is_down() {
         mcp.addr,
         closed_port()
     );
-    let health = TestApp::spawn("health", &[("HEALTH_TARGETS", &targets)]);
+    // Generous per-target timeout for a loaded machine (the runtime caps a check at 5s).
+    let health = TestApp::spawn(
+        "health",
+        &[
+            ("HEALTH_TARGETS", &targets),
+            ("HEALTH_TARGET_TIMEOUT", "5s"),
+        ],
+    );
 
     let r = http1().get(health.url("/health")).send().await.unwrap();
     assert_eq!(

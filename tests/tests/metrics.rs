@@ -179,9 +179,6 @@ async fn openmetrics_is_served_when_the_scraper_asks_for_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runtime bug: record_http counts gRPC and gRPC-Web calls too, as \
-            aixgo_http_requests_total{path=\"/grpc.health.v1.Health/{*rest}\"}, though \
-            server/mod.rs says they are skipped there; see the e2e report"]
 async fn grpc_calls_are_counted_only_as_grpc_requests() {
     let app = TestApp::spawn("orchestrate", &[]);
     traffic(&app).await;

@@ -92,8 +92,6 @@ fn requests_accepted_before_sigterm_finish_and_the_process_exits_zero() {
 }
 
 #[test]
-#[ignore = "runtime bug: requests fully written on connections not yet read (or not yet \
-            accepted) when SIGTERM arrives are reset; see the e2e report"]
 fn requests_fully_written_before_sigterm_are_all_answered() {
     let mut app = TestApp::spawn("orchestrate", &[("SHUTDOWN_GRACE_PERIOD", GRACE_ENV)]);
     let mut connections: Vec<_> = (0..20)
@@ -121,9 +119,6 @@ fn requests_fully_written_before_sigterm_are_all_answered() {
 }
 
 #[test]
-#[ignore = "runtime bug: SIGTERM handlers are installed only after the \"listening on\" line \
-            (when the accept loop first polls), so an early SIGTERM kills the process; see the \
-            e2e report"]
 fn sigterm_right_after_the_listening_line_still_drains() {
     for _ in 0..5 {
         let mut app = TestApp::start("orchestrate", &[]);

@@ -47,11 +47,14 @@ fn setup(mut app: App) -> Result<App, aixrun::StartupError> {
         let timeout = config.timeout;
         let name = t.name.clone();
         let target = std::sync::Arc::new(t);
-        app.health().add_check(name, config.critical, move || {
-            let target = target.clone();
-            let metrics = metrics.clone();
-            async move { target.check_recorded(timeout, &metrics).await }
-        });
+        // The target's own timeout decides; the registry's bound only backs it up.
+        let bound = timeout + std::time::Duration::from_secs(1);
+        app.health()
+            .add_check_with_timeout(name, config.critical, bound, move || {
+                let target = target.clone();
+                let metrics = metrics.clone();
+                async move { target.check_recorded(timeout, &metrics).await }
+            });
     }
     Ok(app)
 }

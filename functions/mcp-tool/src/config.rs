@@ -193,6 +193,19 @@ impl McpToolConfig {
             }
         }
         let mut tools = file.tools;
+        for (group, check) in [
+            ("tools.weather", tools.weather.validate()),
+            ("tools.huggingface", tools.huggingface.validate()),
+        ] {
+            check.map_err(|problem| {
+                ConfigError::new(
+                    MCP_TOOL_CONFIG,
+                    env.get(MCP_TOOL_CONFIG).unwrap_or_default(),
+                    format!("{group}: {problem}"),
+                    "settings as described in the README",
+                )
+            })?;
+        }
         if env.get(MCP_CONFORMANCE_TOOLS).is_some() {
             tools.conformance.enabled = env.bool_or(MCP_CONFORMANCE_TOOLS, false)?;
         }
@@ -246,28 +259,22 @@ fn read_file(path: &str) -> Result<FileConfig, ConfigError> {
 mod tests {
     use super::*;
 
-    fn write(content: &str) -> tempfile_path::TempPath {
-        tempfile_path::TempPath::with(content)
+    /// A YAML file in the temp directory, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 
-    /// A file under the target directory that is removed on drop (no extra crate needed).
-    mod tempfile_path {
-        pub struct TempPath(pub std::path::PathBuf);
-        impl TempPath {
-            pub fn with(content: &str) -> Self {
-                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let path = std::env::temp_dir()
-                    .join(format!("mcp-tool-cfg-{}-{n}.yaml", std::process::id()));
-                std::fs::write(&path, content).unwrap();
-                Self(path)
-            }
-        }
-        impl Drop for TempPath {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
+    fn write(content: &str) -> TempFile {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("mcp-tool-cfg-{}-{n}.yaml", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        TempFile(path)
     }
 
     fn load(pairs: &[(&str, &str)]) -> Result<McpToolConfig, ConfigError> {

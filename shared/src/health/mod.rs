@@ -32,12 +32,13 @@ pub enum Phase {
 pub type CheckResult = Result<String, String>;
 type CheckFn = dyn Fn() -> Pin<Box<dyn Future<Output = CheckResult> + Send>> + Send + Sync;
 
-/// Backstop on one check run; checks that call out should bound themselves more tightly.
+/// How long a check registered with [`Health::add_check`] may run before counting as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Check {
     name: String,
     critical: bool,
+    timeout: Duration,
     run: Box<CheckFn>,
     cache: Mutex<Option<Cached>>,
 }
@@ -159,9 +160,24 @@ impl Health {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = CheckResult> + Send + 'static,
     {
+        self.add_check_with_timeout(name, critical, CHECK_TIMEOUT, check);
+    }
+
+    /// [`Self::add_check`] for a check that may run up to `timeout` before counting as failed.
+    pub fn add_check_with_timeout<F, Fut>(
+        &self,
+        name: impl Into<String>,
+        critical: bool,
+        timeout: Duration,
+        check: F,
+    ) where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CheckResult> + Send + 'static,
+    {
         let check = Check {
             name: name.into(),
             critical,
+            timeout,
             run: Box::new(move || Box::pin(check())),
             cache: Mutex::new(None),
         };
@@ -255,9 +271,9 @@ async fn evaluate(check: Arc<Check>, ttl: Duration) -> Cached {
     if let Some(cached) = slot.as_ref().filter(|c| c.at.elapsed() < ttl) {
         return cached.clone();
     }
-    let outcome = match tokio::time::timeout(CHECK_TIMEOUT, (check.run)()).await {
+    let outcome = match tokio::time::timeout(check.timeout, (check.run)()).await {
         Ok(result) => result,
-        Err(_) => Err(format!("timed out after {}s", CHECK_TIMEOUT.as_secs())),
+        Err(_) => Err(format!("timed out after {:?}", check.timeout)),
     };
     let (healthy, message) = match outcome {
         Ok(m) => (true, m),

@@ -46,7 +46,11 @@ pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next
     }
     let span = request_span(trace.as_ref());
     let method = req.method().clone();
-    let url = req.uri().to_string();
+    // Path and query only: HTTP/2 requests carry scheme and authority, HTTP/1.1 ones don't.
+    let url = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), ToString::to_string);
     let path = req.uri().path().to_owned();
     let protocol = protocol(req.version());
     let user_agent = header(req.headers(), "user-agent");

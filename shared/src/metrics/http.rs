@@ -10,7 +10,15 @@ use axum::response::Response;
 use super::{HttpLabels, HttpRouteLabels, Metrics};
 
 /// Middleware recording `aixgo_http_requests_total` and `aixgo_http_request_duration_seconds`.
+/// gRPC and gRPC-Web calls pass through uncounted: the gRPC metrics layer counts them.
 pub async fn record_http(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let is_grpc = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if is_grpc {
+        return next.run(req).await;
+    }
     let method = method_label(req.method());
     let path = req
         .extensions()

@@ -216,6 +216,8 @@ impl App {
         let function = self.function;
         let health = self.health.clone();
         let metrics = self.metrics.clone();
+        let signals = shutdown::Signals::install()
+            .map_err(|e| StartupError::Other(format!("cannot install signal handlers: {e}")))?;
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let router = self.into_router()?;
         let addr = SocketAddr::new(config.host, config.port);
@@ -240,7 +242,7 @@ impl App {
         let grace = config.grace_period;
         let drain_health = health.clone();
         let shutdown = async move {
-            let signal = shutdown::signal().await;
+            let signal = signals.recv().await;
             drain_health.set_draining();
             tracing::info!(
                 signal,

@@ -49,10 +49,10 @@ pub fn enabled(config: &McpToolConfig) -> Result<Vec<Tool>, ConfigError> {
             ),
         )
     };
-    if let Some(names) = &config.enabled_tools {
-        if let Some(missing) = names.iter().find(|n| !tools.iter().any(|t| &t.name == *n)) {
-            return Err(unknown("MCP_TOOLS / enabled_tools", missing));
-        }
+    if let Some(names) = &config.enabled_tools
+        && let Some(missing) = names.iter().find(|n| !tools.iter().any(|t| &t.name == *n))
+    {
+        return Err(unknown("MCP_TOOLS / enabled_tools", missing));
     }
     if let Some(name) = config
         .limits

@@ -191,11 +191,22 @@ enum Units {
 }
 
 impl Units {
-    /// Open-Meteo's `temperature_unit`, `wind_speed_unit` and the symbols to fall back on.
-    fn params(self) -> (&'static str, &'static str, &'static str, &'static str) {
+    /// Open-Meteo's `temperature_unit` and `wind_speed_unit` for this choice.
+    fn query(self) -> [(&'static str, &'static str); 2] {
         match self {
-            Self::Celsius => ("celsius", "kmh", "°C", "km/h"),
-            Self::Fahrenheit => ("fahrenheit", "mph", "°F", "mph"),
+            Self::Celsius => [("temperature_unit", "celsius"), ("wind_speed_unit", "kmh")],
+            Self::Fahrenheit => [
+                ("temperature_unit", "fahrenheit"),
+                ("wind_speed_unit", "mph"),
+            ],
+        }
+    }
+
+    /// Temperature and wind speed symbols, for when the answer doesn't name its units.
+    fn symbols(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Celsius => ("°C", "km/h"),
+            Self::Fahrenheit => ("°F", "mph"),
         }
     }
 }
@@ -308,9 +319,10 @@ fn best_match(candidates: Vec<Place>, hints: &[&str]) -> Option<Place> {
         hints
             .iter()
             .filter(|hint| {
-                fields
-                    .iter()
-                    .any(|f| f.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(hint)))
+                fields.iter().any(|f| {
+                    f.as_deref()
+                        .is_some_and(|f| f.to_lowercase() == hint.to_lowercase())
+                })
             })
             .count()
     };
@@ -330,24 +342,20 @@ async fn forecast(
     place: &Place,
     units: Units,
 ) -> Result<Forecast, ToolError> {
-    let (temperature_unit, wind_speed_unit, _, _) = units.params();
-    let url = upstream.url(
-        &settings.forecast_url,
-        "/v1/forecast",
-        &[
-            ("latitude", &place.latitude.to_string()),
-            ("longitude", &place.longitude.to_string()),
-            ("current", CURRENT_FIELDS),
-            ("temperature_unit", temperature_unit),
-            ("wind_speed_unit", wind_speed_unit),
-            ("timezone", "auto"),
-        ],
-    )?;
+    let (latitude, longitude) = (place.latitude.to_string(), place.longitude.to_string());
+    let mut query = vec![
+        ("latitude", latitude.as_str()),
+        ("longitude", longitude.as_str()),
+        ("current", CURRENT_FIELDS),
+        ("timezone", "auto"),
+    ];
+    query.extend(units.query());
+    let url = upstream.url(&settings.forecast_url, "/v1/forecast", &query)?;
     upstream.get(url).await
 }
 
 fn report(place: Place, forecast: Forecast, units: Units) -> ToolOutput {
-    let (_, _, default_temp, default_wind) = units.params();
+    let (default_temp, default_wind) = units.symbols();
     let temp_unit = forecast
         .current_units
         .temperature_2m

@@ -18,25 +18,25 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
-pub struct Received {
-    pub method: String,
-    pub path: String,
-    pub query: HashMap<String, String>,
-    pub authorization: Option<String>,
+pub(crate) struct Received {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: HashMap<String, String>,
+    pub(crate) authorization: Option<String>,
     /// The body as JSON; `None` when empty.
-    pub body: Option<Value>,
+    pub(crate) body: Option<Value>,
 }
 
 /// A fake serving on a loopback port until the test ends.
-pub struct Fake {
+pub(crate) struct Fake {
     /// `http://127.0.0.1:<port>`.
-    pub url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Fake {
     /// Serves `router` on 127.0.0.1:0, recording each request before the router sees it.
-    pub async fn start(router: Router) -> Self {
+    pub(crate) async fn start(router: Router) -> Self {
         let log = Arc::new(Mutex::new(Vec::new()));
         let recorder = Arc::clone(&log);
         let app = router.layer(middleware::from_fn(move |request: Request, next: Next| {
@@ -59,7 +59,8 @@ impl Fake {
                         .map(|v| v.to_str().unwrap_or("<not text>").to_owned()),
                     body: serde_json::from_slice(&bytes).ok(),
                 });
-                next.run(Request::from_parts(parts, Body::from(bytes))).await
+                next.run(Request::from_parts(parts, Body::from(bytes)))
+                    .await
             }
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -71,19 +72,19 @@ impl Fake {
     }
 
     /// Every request so far, oldest first.
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.log.lock().unwrap().clone()
     }
 }
 
 /// A JSON response with this status.
-pub fn json(status: u16, body: Value) -> Response {
+pub(crate) fn json(status: u16, body: Value) -> Response {
     let status = axum::http::StatusCode::from_u16(status).expect("status code");
     (status, axum::Json(body)).into_response()
 }
 
 /// The tool called `name`.
-pub fn find<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
+pub(crate) fn find<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
     tools
         .iter()
         .find(|t| t.name == name)
@@ -91,7 +92,7 @@ pub fn find<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
 }
 
 /// Whether the tool's input schema accepts `args` (the registry's check before each call).
-pub fn schema_accepts(tool: &Tool, args: &Value) -> bool {
+pub(crate) fn schema_accepts(tool: &Tool, args: &Value) -> bool {
     jsonschema::validator_for(&tool.input_schema)
         .expect("input schema compiles")
         .is_valid(args)
@@ -99,7 +100,7 @@ pub fn schema_accepts(tool: &Tool, args: &Value) -> bool {
 
 /// Calls a tool as the registry would: the arguments must pass its input schema; a structured
 /// result must match its output schema.
-pub async fn call(tools: &[Tool], name: &str, args: Value) -> Result<ToolOutput, ToolError> {
+pub(crate) async fn call(tools: &[Tool], name: &str, args: Value) -> Result<ToolOutput, ToolError> {
     let tool = find(tools, name);
     assert!(schema_accepts(tool, &args), "{name}: schema rejects {args}");
     let Value::Object(args) = args else {
@@ -116,7 +117,7 @@ pub async fn call(tools: &[Tool], name: &str, args: Value) -> Result<ToolOutput,
 }
 
 /// The text of the first content block.
-pub fn text(output: &ToolOutput) -> &str {
+pub(crate) fn text(output: &ToolOutput) -> &str {
     match output.content.first() {
         Some(mcp_tool::tool::Content::Text { text }) => text,
         other => panic!("expected a text block, got {other:?}"),

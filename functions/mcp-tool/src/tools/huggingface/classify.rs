@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::client::Client;
 use super::{
-    HF_CLASSIFY, HF_ZERO_SHOT, Spec, check_input_size, labels_output_schema, model_property,
-    object_schema, parse_args, pick_model,
+    HF_CLASSIFY, HF_ZERO_SHOT, Spec, check_input_size, model_property, object_schema, parse_args,
+    pick_model,
 };
 use crate::tool::{Args, CallContext, Content, Tool, ToolError, ToolOutput};
 
@@ -74,6 +74,29 @@ pub(super) fn zero_shot_tool(client: &Arc<Client>) -> Tool {
         output_schema: labels_output_schema(),
     }
     .build(client, zero_shot)
+}
+
+/// Both tools answer `{model, labels: [{label, score}]}`.
+fn labels_output_schema() -> Value {
+    object_schema(
+        json!({
+            "model": {"type": "string", "description": "Model that answered."},
+            "labels": {
+                "type": "array",
+                "description": "Labels with their scores, highest first.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "label": {"type": "string", "description": "The label."},
+                        "score": {"type": "number", "description": "Its score, 0 to 1."}
+                    },
+                    "required": ["label", "score"],
+                    "additionalProperties": false
+                }
+            }
+        }),
+        &["model", "labels"],
+    )
 }
 
 fn text_property(max_chars: usize) -> Value {

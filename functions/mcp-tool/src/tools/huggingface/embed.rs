@@ -105,36 +105,35 @@ async fn run(client: Arc<Client>, args: Args, ctx: CallContext) -> Result<ToolOu
         texts.iter().map(|t| t.chars().count()).sum(),
     )?;
     let settings = &client.settings;
-    let (model, url, body) = match &settings.embeddings_url {
-        // A TEI server serves the one model it was started with, and always takes a list.
-        Some(tei) => {
+    let tei = settings.embeddings_url.as_deref();
+    let model = match tei {
+        // A TEI server serves the one model it was started with.
+        Some(_)
             if args
                 .model
                 .as_ref()
-                .is_some_and(|m| *m != settings.embedding_model)
-            {
-                return Err(ToolError::new(format!(
-                    "this server embeds with {} only: leave out `model`",
-                    settings.embedding_model
-                )));
-            }
-            let url = client.endpoint(tei, "embed")?;
-            (
-                settings.embedding_model.clone(),
-                url,
-                json!({"inputs": texts}),
-            )
+                .is_some_and(|m| *m != settings.embedding_model) =>
+        {
+            return Err(ToolError::new(format!(
+                "this server embeds with {} only: leave out `model`",
+                settings.embedding_model
+            )));
         }
-        None => {
-            let model = pick_model(args.model, &settings.embedding_model, false)?;
-            let url = client.endpoint(&settings.inference_url, &model)?;
-            (model, url, json!({"inputs": args.inputs.to_value()}))
-        }
+        Some(_) => settings.embedding_model.clone(),
+        None => pick_model(args.model, &settings.embedding_model, false)?,
     };
-    let auth = if settings.embeddings_url.is_some() {
-        Auth::IfPresent
-    } else {
-        Auth::Required
+    let (url, body, auth) = match tei {
+        // TEI takes a list (and answers one) even for one string, and needs no Hub token.
+        Some(base) => (
+            client.endpoint(base, "embed")?,
+            json!({"inputs": texts}),
+            Auth::IfPresent,
+        ),
+        None => (
+            client.endpoint(&settings.inference_url, &model)?,
+            json!({"inputs": args.inputs.to_value()}),
+            Auth::Required,
+        ),
     };
     let request = Request {
         method: Method::POST,
@@ -144,13 +143,11 @@ async fn run(client: Arc<Client>, args: Args, ctx: CallContext) -> Result<ToolOu
         auth,
     };
     let answer: Value = client.send(request, &ctx).await?;
-    // A TEI answer is always a list, even for one string.
-    let single = matches!(args.inputs, Inputs::One(_)) && settings.embeddings_url.is_none();
+    let single = tei.is_none() && matches!(args.inputs, Inputs::One(_));
     let vectors = vectors(answer, texts.len(), single).map_err(|problem| {
         ToolError::new(format!(
-            "model {model} did not answer with embeddings ({problem}); pick a feature-extraction \
-             model such as {}",
-            super::Settings::default().embedding_model
+            "model {model} did not answer with embeddings ({problem}); pick a \
+             feature-extraction model (hf_model_search with task feature-extraction)"
         ))
     })?;
     let dimensions = vectors.first().map_or(0, Vec::len);

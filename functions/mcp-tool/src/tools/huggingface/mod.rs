@@ -256,29 +256,6 @@ fn model_property(default: &str) -> Value {
     })
 }
 
-/// The output schema's `{label, score}` list, shared by the classification tools.
-fn labels_output_schema() -> Value {
-    object_schema(
-        json!({
-            "model": {"type": "string", "description": "Model that answered."},
-            "labels": {
-                "type": "array",
-                "description": "Labels with their scores, highest first.",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "label": {"type": "string", "description": "The label."},
-                        "score": {"type": "number", "description": "Its score, 0 to 1."}
-                    },
-                    "required": ["label", "score"],
-                    "additionalProperties": false
-                }
-            }
-        }),
-        &["model", "labels"],
-    )
-}
-
 /// Decodes the arguments into the tool's own type (the registry has validated them already).
 fn parse_args<T: DeserializeOwned>(args: Args) -> Result<T, ToolError> {
     serde_json::from_value(Value::Object(args))
