@@ -528,7 +528,11 @@ async fn tool_call_log_line_names_the_tool_and_outcome_but_never_the_arguments()
 /// (`GET /metrics?barrier`) is sent and its request log line awaited, so that every line
 /// logged before it (stdout is one ordered stream) has been read.
 async fn logs_so_far(app: &TestApp) -> Vec<String> {
-    let r = http1().get(app.url("/metrics?barrier")).send().await.unwrap();
+    let r = http1()
+        .get(app.url("/metrics?barrier"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     tokio::task::block_in_place(|| {
         app.wait_for_log("of the barrier request", |v| {

@@ -9,12 +9,21 @@ use std::process::{Command, Output, Stdio};
 /// Runs the binary with exactly `envs` as its environment, in a fresh empty directory (so no
 /// `.env` file is read).
 fn run_with(envs: &[(&str, &str)]) -> Output {
+    run_in(envs, None)
+}
+
+/// Runs the binary in a fresh directory holding `dotenv` as its `.env` file, if given.
+fn run_in(envs: &[(&str, &str)], dotenv: Option<&str>) -> Output {
     let dir = std::env::temp_dir().join(format!(
-        "orchestrate-config-{}-{}",
+        "orchestrate-config-{}-{}-{}",
         std::process::id(),
-        envs.iter().map(|(k, _)| *k).collect::<Vec<_>>().join("-")
+        envs.iter().map(|(k, _)| *k).collect::<Vec<_>>().join("-"),
+        dotenv.is_some()
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    if let Some(content) = dotenv {
+        std::fs::write(dir.join(".env"), content).expect(".env");
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_orchestrate"))
         .env_clear()
         .envs(envs.iter().copied())
@@ -56,4 +65,26 @@ fn unparsable_grace_period_exits_2_naming_the_variable() {
         lines[0]
     );
     assert!(lines[0].contains("expected a duration"), "{}", lines[0]);
+}
+
+#[test]
+fn a_local_run_reads_dot_env_and_the_real_environment_wins() {
+    let out = run_in(&[], Some("PORT=abc\n"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr_lines(&out)[0].contains(r#"PORT="abc""#));
+    let out = run_in(&[("PORT", "x1")], Some("PORT=abc\n"));
+    assert!(stderr_lines(&out)[0].contains(r#"PORT="x1""#), "{out:?}");
+}
+
+#[test]
+fn on_the_platform_dot_env_is_ignored() {
+    // K_SERVICE set: the .env would fail start-up if it were read; an invalid LOG_LEVEL from
+    // the real environment is what stops it instead.
+    let out = run_in(
+        &[("K_SERVICE", "svc"), ("LOG_LEVEL", "loud")],
+        Some("PORT=abc\n"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert!(lines[0].contains(r#"LOG_LEVEL="loud""#), "{lines:?}");
 }

@@ -330,3 +330,89 @@ fn panic_response(
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body as AxumBody;
+    use axum::routing::{get, post};
+    use tower::ServiceExt;
+
+    const TEST: Function = Function {
+        name: "test",
+        version: "0",
+    };
+
+    fn app(pairs: &[(&str, &str)]) -> Router {
+        let env = Env::from_pairs(pairs.iter().copied());
+        let config = RuntimeConfig::from_env(&env, false).unwrap();
+        let routes = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/echo", post(|body: String| async move { body }))
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("handler bug");
+                    }
+                    "unreachable"
+                }),
+            );
+        App::new(TEST, env, config)
+            .rest(routes)
+            .into_router()
+            .unwrap()
+    }
+
+    async fn status(router: Router, req: http::Request<AxumBody>) -> StatusCode {
+        router.oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_time_limit_gets_504() {
+        let router = app(&[("REQUEST_TIMEOUT", "20ms")]);
+        let req = http::Request::get("/slow").body(AxumBody::empty()).unwrap();
+        assert_eq!(status(router, req).await, StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_gets_413_even_without_content_length() {
+        let router = app(&[("MAX_REQUEST_BODY_BYTES", "1KiB")]);
+        let stream = futures_util::stream::iter(
+            (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 512]))),
+        );
+        let req = http::Request::post("/echo")
+            .body(AxumBody::from_stream(stream))
+            .unwrap();
+        assert_eq!(
+            status(router.clone(), req).await,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let req = http::Request::post("/echo")
+            .body(AxumBody::from("ok"))
+            .unwrap();
+        assert_eq!(status(router, req).await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_for_that_request_only() {
+        let router = app(&[]);
+        let req = http::Request::get("/panic")
+            .body(AxumBody::empty())
+            .unwrap();
+        assert_eq!(
+            status(router.clone(), req).await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let req = http::Request::get("/health/live")
+            .body(AxumBody::empty())
+            .unwrap();
+        assert_eq!(status(router, req).await, StatusCode::OK);
+    }
+}
