@@ -165,7 +165,10 @@ async fn call_tool_echo_works_with_the_seed_arguments_map_and_with_arguments_jso
     let app = TestApp::spawn("mcp-tool", &[]);
     let mut client = client(&app).await;
     let r = client
-        .call_tool(call_with_map("echo", &[("text", string_value("from the map"))]))
+        .call_tool(call_with_map(
+            "echo",
+            &[("text", string_value("from the map"))],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -292,7 +295,10 @@ async fn stream_call_tool_sends_increasing_progress_then_the_result() {
             .all(|m| m.progress.as_ref().unwrap().total == 100.0),
         "{updates:?}"
     );
-    assert!(last.progress.is_none(), "the result has no progress: {last:?}");
+    assert!(
+        last.progress.is_none(),
+        "the result has no progress: {last:?}"
+    );
     assert!(!last.is_error, "{last:?}");
     assert_eq!(only_text(last), "Tool with progress executed successfully");
 }
@@ -345,7 +351,11 @@ async fn grpc_web_call(
         .await
         .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
-    assert_eq!(r.status(), 200, "gRPC-Web answers 200 and puts the status in grpc-status");
+    assert_eq!(
+        r.status(),
+        200,
+        "gRPC-Web answers 200 and puts the status in grpc-status"
+    );
     let headers = r.headers().clone();
     let response_type = headers["content-type"].to_str().unwrap().to_owned();
     assert!(
@@ -447,7 +457,12 @@ async fn grpcurl_lists_the_service_and_pings_it() {
     let ping = tokio::task::block_in_place(|| {
         grpcurl(
             &app,
-            &["-d", r#"{"timestamp": 1234567890}"#, "--", "mcp.MCPService/Ping"],
+            &[
+                "-d",
+                r#"{"timestamp": 1234567890}"#,
+                "--",
+                "mcp.MCPService/Ping",
+            ],
         )
     })
     .expect("grpcurl was there a moment ago");

@@ -33,6 +33,35 @@ use crate::metrics::{self, GrpcMetricsLayer, Metrics};
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// A tonic-generated gRPC server (what `App::grpc` accepts).
+pub trait GrpcService:
+    Service<
+        http::Request<Body>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Which function this is, for logs, `/health` and the exit line.
 #[derive(Debug, Clone, Copy)]
 pub struct Function {
@@ -122,16 +151,7 @@ impl App {
     }
 
     /// Adds a gRPC service, served for gRPC and gRPC-Web (binary and text) with metrics.
-    pub fn grpc<S>(mut self, service: S) -> Self
-    where
-        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn grpc<S: GrpcService>(mut self, service: S) -> Self {
         self.grpc_names.push(S::NAME.to_owned());
         self.grpc = add_grpc(self.grpc, service, &self.metrics);
         self
@@ -273,16 +293,7 @@ impl App {
 
 /// Wraps a gRPC service with metrics (inside) and gRPC-Web translation (outside), and routes
 /// `/{Service}/*` to it, as tonic's own `Routes` does.
-fn add_grpc<S>(router: Router, service: S, metrics: &Metrics) -> Router
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+fn add_grpc<S: GrpcService>(router: Router, service: S, metrics: &Metrics) -> Router {
     let service =
         tonic_web::GrpcWebLayer::new().layer(GrpcMetricsLayer::new(metrics.clone()).layer(service));
     router.route_service(
