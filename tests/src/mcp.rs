@@ -254,7 +254,7 @@ pub fn sse_data(stream: &str) -> Vec<String> {
     events
 }
 
-/// Sends a response through [`messages`]: status, content type and the messages.
+/// POSTs `body` (see [`post`]) and returns the status and the JSON-RPC messages of the answer.
 pub async fn exchange(
     client: &reqwest::Client,
     app: &TestApp,
@@ -321,4 +321,28 @@ pub fn initialize(id: u64) -> Value {
             "clientInfo": {"name": "e2e-raw", "version": "0.0.0"}
         }),
     )
+}
+
+/// Every stdout line `app` wrote while handling the requests made so far: one more request
+/// (`GET /metrics?barrier=N`) is sent and its request log line awaited, so that every line
+/// logged before it (stdout is one ordered stream) has been read.
+pub async fn logs_so_far(app: &TestApp) -> Vec<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static BARRIER: AtomicUsize = AtomicUsize::new(0);
+    let path = format!(
+        "/metrics?barrier={}",
+        BARRIER.fetch_add(1, Ordering::SeqCst)
+    );
+    let r = crate::clients::http1()
+        .get(app.url(&path))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status(), 200);
+    tokio::task::block_in_place(|| {
+        app.wait_for_log(&format!("for GET {path}"), |v| {
+            v["httpRequest"]["requestUrl"] == path.as_str()
+        })
+    });
+    app.logs()
 }

@@ -420,19 +420,16 @@ async fn grpc_web_invalid_arguments_carry_grpc_status_3() {
 // ---------------------------------------------------------------------------------------------
 // The seed's troubleshooting commands.
 
-/// Runs `grpcurl -plaintext ARGS` against `app`; `None` when grpcurl is not on PATH.
-fn grpcurl(app: &TestApp, args: &[&str]) -> Option<std::process::Output> {
-    let addr = app.addr.to_string();
-    let mut all = vec!["-plaintext", "-max-time", "20"];
-    all.extend_from_slice(args);
-    // Flags go before the address, the method after it.
-    let (flags, method): (Vec<&str>, Vec<&str>) = match all.iter().position(|a| *a == "--") {
-        Some(i) => (all[..i].to_vec(), all[i + 1..].to_vec()),
-        None => (all.clone(), Vec::new()),
-    };
-    let mut cmd = std::process::Command::new("grpcurl");
-    cmd.args(&flags).arg(&addr).args(&method);
-    match cmd.output() {
+/// Runs `grpcurl -plaintext FLAGS ADDR REST` against `app`; `None` when grpcurl is not on
+/// PATH (CI may not have it).
+fn grpcurl(app: &TestApp, flags: &[&str], rest: &[&str]) -> Option<std::process::Output> {
+    let out = std::process::Command::new("grpcurl")
+        .args(["-plaintext", "-max-time", "20"])
+        .args(flags)
+        .arg(app.addr.to_string())
+        .args(rest)
+        .output();
+    match out {
         Ok(out) => Some(out),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!("grpcurl not on PATH: skipping the grpcurl checks");
@@ -445,7 +442,7 @@ fn grpcurl(app: &TestApp, args: &[&str]) -> Option<std::process::Output> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_lists_the_service_and_pings_it() {
     let app = TestApp::spawn("mcp-tool", &[]);
-    let list = tokio::task::block_in_place(|| grpcurl(&app, &["--", "list"]));
+    let list = tokio::task::block_in_place(|| grpcurl(&app, &[], &["list"]));
     let Some(list) = list else { return };
     let stdout = String::from_utf8_lossy(&list.stdout);
     assert!(list.status.success(), "grpcurl list: {list:?}");
@@ -457,12 +454,8 @@ async fn grpcurl_lists_the_service_and_pings_it() {
     let ping = tokio::task::block_in_place(|| {
         grpcurl(
             &app,
-            &[
-                "-d",
-                r#"{"timestamp": 1234567890}"#,
-                "--",
-                "mcp.MCPService/Ping",
-            ],
+            &["-d", r#"{"timestamp": 1234567890}"#],
+            &["mcp.MCPService/Ping"],
         )
     })
     .expect("grpcurl was there a moment ago");
@@ -472,4 +465,59 @@ async fn grpcurl_lists_the_service_and_pings_it() {
     // int64 is a JSON string in the canonical proto3 JSON mapping.
     assert_eq!(answer["timestamp"], "1234567890", "{answer}");
     assert_eq!(answer["status"], "ok", "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_tool_call_log_line_names_the_tool_and_outcome_but_never_the_arguments() {
+    const SECRET: &str = "s3cr3t-value";
+    let app = TestApp::spawn("mcp-tool", &[]);
+    let mut client = client(&app).await;
+    let r = client
+        .call_tool(call_with_map("echo", &[("text", string_value(SECRET))]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(only_text(&r), SECRET);
+    // Refused: the value itself is what is wrong, and the caller is told so.
+    let status = client
+        .call_tool(call_with_json("echo", &json!({"text": [SECRET]})))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    let logs = e2e::mcp::logs_so_far(&app).await;
+    let line = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "tool call echo: success")
+        .unwrap_or_else(|| panic!("no tool call line in:\n{}", logs.join("\n")));
+    assert_eq!(line["tool"], "echo", "{line}");
+    assert_eq!(line["status"], "success", "{line}");
+    assert_eq!(line["transport"], "grpc", "{line}");
+    let leaks: Vec<&String> = logs.iter().filter(|l| l.contains(SECRET)).collect();
+    assert!(leaks.is_empty(), "arguments in the logs: {leaks:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_streamable_http_serve_the_same_tools_with_the_same_schemas() {
+    let app = TestApp::spawn("mcp-tool", &[CONFORMANCE]);
+    let grpc_tools = client(&app)
+        .await
+        .list_tools(pb::ListToolsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tools;
+    let mcp = e2e::mcp::Era::Legacy.connect(&app).await;
+    let mcp_tools = mcp.list_all_tools().await.unwrap();
+    let _ = mcp.cancel().await;
+    let grpc_names: Vec<&str> = grpc_tools.iter().map(|t| t.name.as_str()).collect();
+    let mcp_names: Vec<&str> = mcp_tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(grpc_names, mcp_names, "same tools, same order");
+    for (g, m) in grpc_tools.iter().zip(&mcp_tools) {
+        let grpc_schema: Value = serde_json::from_str(&g.input_schema_json).unwrap();
+        let mcp_schema = Value::Object((*m.input_schema).clone());
+        assert_eq!(grpc_schema, mcp_schema, "{}", g.name);
+        assert_eq!(Some(g.description.as_str()), m.description.as_deref());
+    }
 }

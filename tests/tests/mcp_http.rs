@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use e2e::clients::http1;
 use e2e::mcp::{
     self, CONFORMANCE, Era, LEGACY_VERSION, MODERN_VERSION, call, config_file, exchange,
-    initialize, modern_headers, only_text, raw_post, request, with_modern_meta,
+    initialize, logs_so_far, modern_headers, only_text, raw_post, request, with_modern_meta,
 };
 use e2e::metrics::{parse, promtool_check, value};
 use e2e::{TempDir, TestApp};
@@ -524,31 +524,7 @@ async fn tool_call_log_line_names_the_tool_and_outcome_but_never_the_arguments()
     assert!(leaks.is_empty(), "arguments in the logs: {leaks:#?}");
 }
 
-/// Every stdout line written while handling the requests made so far: one more request
-/// (`GET /metrics?barrier`) is sent and its request log line awaited, so that every line
-/// logged before it (stdout is one ordered stream) has been read.
-async fn logs_so_far(app: &TestApp) -> Vec<String> {
-    let r = http1()
-        .get(app.url("/metrics?barrier"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    tokio::task::block_in_place(|| {
-        app.wait_for_log("of the barrier request", |v| {
-            v["httpRequest"]["requestUrl"]
-                .as_str()
-                .is_some_and(|u| u.contains("barrier"))
-        })
-    });
-    app.logs()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: an argument value that fails the schema is logged: registry.rs builds the \
-            InvalidArguments message with jsonschema's `error.to_string()`, which quotes the \
-            value, and rmcp::service logs every JSON-RPC error at WARN ('response error'); \
-            fix: `error.masked().to_string()` in functions/mcp-tool/src/registry.rs"]
 async fn refused_argument_values_never_reach_the_logs() {
     const SECRET: &str = "s3cr3t-value";
     let app = TestApp::spawn("mcp-tool", &[]);

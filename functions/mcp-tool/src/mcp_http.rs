@@ -17,7 +17,8 @@ use rmcp::ServerHandler;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, ListToolsResult,
     LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ServerConfig, SetLevelRequestParams,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, ResultType, ServerConfig,
+    SetLevelRequestParams,
 };
 use rmcp::service::{Peer, RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -61,7 +62,10 @@ impl McpHandler {
                 tool
             })
             .collect::<Vec<Value>>();
-        let tools: ListToolsResult = serde_json::from_value(json!({ "tools": tools }))?;
+        let mut tools: ListToolsResult = serde_json::from_value(json!({ "tools": tools }))?;
+        // 2026-07-28 requires `resultType: "complete"`; deserializing leaves it unset (rmcp's
+        // constructors set it), and rmcp strips it again for legacy peers.
+        tools.result_type = Some(ResultType::COMPLETE);
         let info: ServerConfig = serde_json::from_value(json!({
             "protocolVersion": "2025-11-25",
             "capabilities": {"tools": {"listChanged": false}, "logging": {}},
@@ -94,9 +98,21 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // 2026-07-28: no `notifications/message` unless the request's `_meta` asks for a level
+        // (and then only at or above it). Legacy: every message, as no session keeps a
+        // `logging/setLevel` level.
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let min_log_level = if modern {
+            context.meta.log_level()
+        } else {
+            Some(LoggingLevel::Debug)
+        };
         let reporter = HttpReporter {
             peer: context.peer.clone(),
             progress_token: context.meta.get_progress_token(),
+            min_log_level,
         };
         let call = self.registry.call(
             &request.name,
@@ -147,8 +163,11 @@ fn to_result(outcome: CallOutcome) -> Result<CallToolResult, ErrorData> {
     if let Some(structured) = outcome.structured {
         result["structuredContent"] = structured;
     }
-    serde_json::from_value(result)
-        .map_err(|e| ErrorData::internal_error(format!("tool result: {e}"), None))
+    let mut result: CallToolResult = serde_json::from_value(result)
+        .map_err(|e| ErrorData::internal_error(format!("tool result: {e}"), None))?;
+    // As for the tool list: required by 2026-07-28, stripped by rmcp for legacy peers.
+    result.result_type = Some(ResultType::COMPLETE);
+    Ok(result)
 }
 
 /// Sends a call's progress and log messages as MCP notifications (rmcp switches the response
@@ -156,6 +175,8 @@ fn to_result(outcome: CallOutcome) -> Result<CallToolResult, ErrorData> {
 struct HttpReporter {
     peer: Peer<RoleServer>,
     progress_token: Option<ProgressToken>,
+    /// The least severe level sent; `None` sends no log messages.
+    min_log_level: Option<LoggingLevel>,
 }
 
 impl Reporter for HttpReporter {
@@ -185,6 +206,13 @@ impl Reporter for HttpReporter {
             "error" => LoggingLevel::Error,
             _ => LoggingLevel::Info,
         };
+        // Declared from least to most severe, so the discriminant orders severity.
+        if self
+            .min_log_level
+            .is_none_or(|min| (level as u8) < (min as u8))
+        {
+            return Box::pin(async {});
+        }
         let peer = self.peer.clone();
         Box::pin(async move {
             let _ = peer

@@ -242,7 +242,8 @@ impl Registry {
             return Err(CallError::InvalidArguments {
                 tool: name.to_owned(),
                 path: if path.is_empty() { "/".into() } else { path },
-                message: error.to_string(),
+                // Masked: the failing value may be a secret, and the message reaches logs.
+                message: error.masked().to_string(),
             });
         }
         let Value::Object(args) = instance else {

@@ -19,23 +19,34 @@ pub use trace_context::TraceContext;
 use crate::config::{LogFormat, RuntimeConfig};
 
 /// Crates whose INFO lines are noise for an operator.
-const QUIET: &[&str] = &[
-    "h2=warn",
-    "hyper=warn",
-    "tower=warn",
-    "rmcp=warn",
-    "reqwest=warn",
+/// Crates whose lines are noise for an operator, and the least severe level worth keeping.
+/// rmcp logs every JSON-RPC error answer (a client's bad request) at WARN.
+const QUIET: &[(&str, &str)] = &[
+    ("h2", "warn"),
+    ("hyper", "warn"),
+    ("tower", "warn"),
+    ("tonic_web", "warn"),
+    ("reqwest", "warn"),
+    ("rmcp", "error"),
 ];
 
-/// The filter: `RUST_LOG` when set, else `LOG_LEVEL` for everything with chatty crates quieted.
+/// Levels from most to least verbose.
+const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// The filter: `RUST_LOG` when set, else `LOG_LEVEL` for everything, with the chatty crates
+/// held at their quiet level (or the global one, whichever is less verbose).
 pub fn filter(config: &RuntimeConfig) -> EnvFilter {
     let directives = config.rust_log.clone().unwrap_or_else(|| {
-        let mut d = config.log_level.clone();
-        if !matches!(config.log_level.as_str(), "warn" | "error" | "off") {
-            for q in QUIET {
-                d.push(',');
-                d.push_str(q);
-            }
+        let rank = |l: &str| LEVELS.iter().position(|x| *x == l).unwrap_or(2);
+        let global = config.log_level.as_str();
+        let mut d = global.to_owned();
+        for (target, quiet) in QUIET {
+            let level = if rank(quiet) > rank(global) {
+                quiet
+            } else {
+                global
+            };
+            d.push_str(&format!(",{target}={level}"));
         }
         d
     });

@@ -136,6 +136,17 @@ pub fn tools() -> Vec<Tool> {
                 Ok(ToolOutput::text("Tool with logging executed successfully"))
             },
         ),
+        // 2026-07-28 `server-stateless` calls this without `_meta` logLevel and expects no
+        // `notifications/message`.
+        Tool::new(
+            "test_logging_tool",
+            "Sends one info log notification, if the request asked for logs.",
+            no_args(),
+            |_, ctx| async move {
+                ctx.log("info", json!("test_logging_tool ran")).await;
+                Ok(ToolOutput::text("Logging tool executed"))
+            },
+        ),
         Tool::new(
             "test_tool_with_progress",
             "Reports progress 0, 50 and 100 of 100.",
@@ -163,11 +174,15 @@ pub fn tools() -> Vec<Tool> {
         Tool::new(
             "json_schema_2020_12_tool",
             "Tool with JSON Schema 2020-12 features",
+            // The schema of conformance 0.2.0's scenario (a superset of 0.1.x's): SEP-1613's
+            // `$schema`/`$defs`/`additionalProperties` plus SEP-2106's `$anchor`, composition and
+            // conditional keywords, all of which must reach tools/list unchanged.
             json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object",
                 "$defs": {
                     "address": {
+                        "$anchor": "addressDef",
                         "type": "object",
                         "properties": {
                             "street": {"type": "string"},
@@ -177,8 +192,18 @@ pub fn tools() -> Vec<Tool> {
                 },
                 "properties": {
                     "name": {"type": "string"},
-                    "address": {"$ref": "#/$defs/address"}
+                    "address": {"$ref": "#/$defs/address"},
+                    "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                    "phone": {"type": "string"},
+                    "email": {"type": "string"}
                 },
+                "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+                "if": {
+                    "properties": {"contactMethod": {"const": "phone"}},
+                    "required": ["contactMethod"]
+                },
+                "then": {"required": ["phone"]},
+                "else": {"required": ["email"]},
                 "additionalProperties": false
             }),
             |args, _| async move { Ok(ToolOutput::text(Value::Object(args).to_string())) },
