@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use futures_util::FutureExt;
@@ -73,8 +73,28 @@ pub struct SchemaError {
 
 struct Entry {
     tool: Tool,
-    validator: jsonschema::Validator,
+    /// Compiled on the tool's first call: compiling (which validates the schema against the
+    /// 2020-12 meta-schema) is most of a cold start's work otherwise.
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
     slots: Arc<Semaphore>,
+}
+
+impl Entry {
+    fn validator(&self) -> Result<&jsonschema::Validator, &str> {
+        self.validator
+            .get_or_init(|| compile(&self.tool.input_schema))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
+
+/// Compiles a schema as 2020-12. The crate is built without remote retrieval, so a `$ref` to
+/// anything outside the schema fails here instead of being fetched.
+fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(schema)
+        .map_err(|e| format!("input schema: {e}"))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,8 +142,9 @@ impl Transport {
 }
 
 impl Registry {
-    /// Compiles every tool's schema (refusing deep, huge or unresolvable ones: no remote
-    /// `$ref` is ever fetched) and registers the call metrics.
+    /// Checks every tool's schema is an object schema of bounded depth and size, and registers
+    /// the call metrics. Schemas are compiled on first use; [`Self::compile_all`] compiles them
+    /// now (tests do, for every built-in tool).
     pub fn new(
         tools: Vec<Tool>,
         max_result_bytes: usize,
@@ -156,15 +177,11 @@ impl Registry {
                 return Err(problem("registered twice".into()));
             }
             check_bounds(&tool.input_schema).map_err(problem)?;
-            let validator = jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .build(&tool.input_schema)
-                .map_err(|e| problem(format!("input schema: {e}")))?;
             index.insert(tool.name.clone(), entries.len());
             entries.push(Entry {
                 slots: Arc::new(Semaphore::new(tool.max_concurrency.max(1))),
                 tool,
-                validator,
+                validator: OnceLock::new(),
             });
         }
         Ok(Self {
@@ -173,6 +190,17 @@ impl Registry {
             max_result_bytes,
             metrics,
         })
+    }
+
+    /// Compiles every schema now, failing on the first that doesn't compile.
+    pub fn compile_all(&self) -> Result<(), SchemaError> {
+        for entry in &self.entries {
+            entry.validator().map_err(|problem| SchemaError {
+                tool: entry.tool.name.clone(),
+                problem: problem.to_owned(),
+            })?;
+        }
+        Ok(())
     }
 
     /// Tools in name order.
@@ -235,9 +263,17 @@ impl Registry {
             .get(name)
             .map(|&i| &self.entries[i])
             .ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
+        let validator = match entry.validator() {
+            Ok(v) => v,
+            Err(problem) => {
+                tracing::error!(tool = name, problem, "tool schema does not compile");
+                let message = format!("tool {name} is misconfigured on this server: {problem}");
+                return Ok((CallOutcome::error(message), "error"));
+            }
+        };
         let args = arguments.unwrap_or_default();
         let instance = Value::Object(args);
-        if let Some(error) = entry.validator.iter_errors(&instance).next() {
+        if let Some(error) = validator.iter_errors(&instance).next() {
             let path = error.instance_path().to_string();
             return Err(CallError::InvalidArguments {
                 tool: name.to_owned(),
@@ -437,7 +473,8 @@ mod tests {
             json!({"type":"object","properties":{"a":{"$ref":"https://example.com/s.json"}}}),
             |_, _| async { Ok(ToolOutput::default()) },
         );
-        assert!(Registry::new(vec![remote], 1, &mut MetricsRegistry::default()).is_err());
+        let r = Registry::new(vec![remote], 1, &mut MetricsRegistry::default()).unwrap();
+        assert!(r.compile_all().is_err());
         let not_object = Tool::new("n", "", json!({"type":"string"}), |_, _| async {
             Ok(ToolOutput::default())
         });

@@ -2,6 +2,7 @@
 //! that speaks HTTP/1.1 and h2c, with health, metrics, reflection, limits and graceful drain.
 
 mod listener;
+mod reflection;
 mod shutdown;
 mod tls;
 
@@ -164,7 +165,7 @@ impl App {
     }
 
     /// The whole service as one router (what the listener serves; tests call it directly).
-    pub fn into_router(self) -> Result<Router, StartupError> {
+    pub fn into_router(self) -> Router {
         let limits = &self.config.limits;
         let mut grpc = self.grpc;
         grpc = add_grpc(
@@ -172,32 +173,9 @@ impl App {
             HealthService::new(self.health.clone(), self.grpc_names.clone()),
             &self.metrics,
         );
-        // Both reflection versions describe every service, each other included, so that
-        // `grpcurl list` (v1alpha only) and v1 clients see the same list.
-        let mut v1 =
-            tonic_reflection::server::Builder::configure().include_reflection_service(false);
-        let mut v1alpha =
-            tonic_reflection::server::Builder::configure().include_reflection_service(false);
-        let reflection = [
-            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-        ];
-        for fds in self.descriptors.iter().chain(&reflection) {
-            v1 = v1.register_encoded_file_descriptor_set(fds);
-            v1alpha = v1alpha.register_encoded_file_descriptor_set(fds);
-        }
-        let reflection_error =
-            |e: tonic_reflection::server::Error| StartupError::Other(format!("reflection: {e}"));
-        grpc = add_grpc(
-            grpc,
-            v1.build_v1().map_err(reflection_error)?,
-            &self.metrics,
-        );
-        grpc = add_grpc(
-            grpc,
-            v1alpha.build_v1alpha().map_err(reflection_error)?,
-            &self.metrics,
-        );
+        let (v1, v1alpha) = reflection::services(self.descriptors);
+        grpc = add_grpc(grpc, v1, &self.metrics);
+        grpc = add_grpc(grpc, v1alpha, &self.metrics);
 
         let request_log = RequestLog {
             metadata_base: (self.config.on_platform() && self.config.project_id.is_none())
@@ -213,8 +191,7 @@ impl App {
                 limits.request_timeout,
             ))
             .layer(RequestBodyLimitLayer::new(limits.max_body_bytes));
-        Ok(rest
-            .merge(grpc)
+        rest.merge(grpc)
             .fallback(not_found)
             // Per route, so the route template is known; gRPC calls are skipped here and
             // counted by the gRPC metrics layer instead.
@@ -225,7 +202,7 @@ impl App {
             // Outermost but for panics: the trace span and request log cover everything.
             .layer(from_fn_with_state(request_log, logging::log_request))
             // A panicking handler becomes a 500 for its own request only.
-            .layer(CatchPanicLayer::custom(panic_response)))
+            .layer(CatchPanicLayer::custom(panic_response))
     }
 
     /// Binds, serves until SIGTERM/SIGINT, then drains: readiness turns false at once, the
@@ -239,7 +216,7 @@ impl App {
         let signals = shutdown::Signals::install()
             .map_err(|e| StartupError::Other(format!("cannot install signal handlers: {e}")))?;
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        let router = self.into_router()?;
+        let router = self.into_router();
         let addr = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -375,10 +352,7 @@ mod tests {
                     "unreachable"
                 }),
             );
-        App::new(TEST, env, config)
-            .rest(routes)
-            .into_router()
-            .unwrap()
+        App::new(TEST, env, config).rest(routes).into_router()
     }
 
     async fn status(router: Router, req: http::Request<AxumBody>) -> StatusCode {

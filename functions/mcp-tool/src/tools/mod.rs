@@ -78,3 +78,30 @@ pub fn enabled(config: &McpToolConfig) -> Result<Vec<Tool>, ConfigError> {
     }
     Ok(tools)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    /// Schemas compile on a tool's first call in production; every built-in one must compile
+    /// (against the 2020-12 meta-schema, with no remote reference) here.
+    #[test]
+    fn every_builtin_tool_schema_compiles() {
+        let mut tools = vec![echo::tool()];
+        tools.extend(weather::tools(&weather::Settings::default()));
+        tools.extend(huggingface::tools(
+            &huggingface::Settings::default(),
+            Some(huggingface::Token::new("hf_test")),
+        ));
+        tools.extend(conformance::tools());
+        assert!(tools.len() > 15, "{}", tools.len());
+        let registry = Registry::new(
+            tools,
+            1024,
+            &mut prometheus_client::registry::Registry::default(),
+        )
+        .unwrap();
+        registry.compile_all().unwrap();
+    }
+}

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# tools/call of `echo` on one server core: throughput and p50/p99 latency of mcp-tool over modern
+# HTTP (2026-07-28), legacy HTTP (2025-11-25) and gRPC, next to an rmcp reference server and the
+# Python SDK's FastMCP, all measured in the same run. See bench/mcp/README.md.
+#
+# Usage: bench/mcp/run.sh [--duration S] [--warmup S] [--concurrency N] [--no-build]
+# Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-mcp/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+DURATION=10
+WARMUP=2
+CONCURRENCY=32
+BUILD=true
+while (($#)); do
+  case $1 in
+    --duration) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --concurrency) CONCURRENCY=$2; shift 2 ;;
+    --no-build) BUILD=false; shift ;;
+    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+SERVER_CPU=0 # every server, with its runtime limited to one worker thread
+LOAD_CPU=1   # h2load, one thread
+OURS=target/release/mcp-tool
+REFERENCE=target/bench-rmcp/release/rmcp-reference
+VENV=.cache/bench-venv
+WORK=.cache/bench-mcp
+mkdir -p "$WORK"
+
+log() { echo "bench/mcp: $*" >&2; }
+
+# --- Tools: h2load (Debian nghttp2-client), curl, taskset; FastMCP in a venv. -----------------
+if ! command -v h2load >/dev/null 2>&1; then
+  log "installing h2load (nghttp2-client)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nghttp2-client >/dev/null
+fi
+for tool in curl taskset python3; do
+  command -v "$tool" >/dev/null || { log "$tool is required"; exit 1; }
+done
+if ! "$VENV/bin/python" -c 'import mcp.server.fastmcp' 2>/dev/null; then
+  log "installing the Python MCP SDK (mcp<2) into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'mcp<2'
+fi
+if [[ $(nproc) -lt 2 ]]; then
+  log "needs 2 CPUs (server on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
+  exit 1
+fi
+
+if $BUILD; then
+  log "building mcp-tool and the rmcp reference (release)"
+  cargo build --release -p mcp-tool >&2
+  cargo build --release --manifest-path bench/mcp/rmcp-reference/Cargo.toml \
+    --target-dir target/bench-rmcp >&2
+fi
+
+# --- Request bodies and headers. --------------------------------------------------------------
+printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
+  >"$WORK/modern.json"
+printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}' \
+  >"$WORK/legacy.json"
+# One gRPC message frame (uncompressed, 23-byte length prefix) holding mcp.CallToolRequest
+# {name: "echo", arguments: {"text": {string_value: "hello"}}}.
+printf '\x00\x00\x00\x00\x17\x0a\x04echo\x12\x0f\x0a\x04text\x12\x07\x0a\x05hello' >"$WORK/grpc.bin"
+
+JSON_HEADERS=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
+MODERN_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2026-07-28'
+  -H 'mcp-method: tools/call' -H 'mcp-name: echo')
+LEGACY_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2025-11-25')
+GRPC_HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers')
+
+# --- Servers. ----------------------------------------------------------------------------------
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# start NAME PORT CMD...: runs CMD pinned to the server CPU (environment as set by the caller),
+# output to /dev/null, and waits until PORT answers HTTP.
+start() {
+  local name=$1 port=$2
+  shift 2
+  taskset -c "$SERVER_CPU" "$@" >/dev/null 2>"$WORK/$name.stderr" &
+  server_pid=$!
+  pids+=("$server_pid")
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      log "$name exited at start:"
+      cat "$WORK/$name.stderr" >&2
+      exit 1
+    fi
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/") != 000 ]]; then
+      return
+    fi
+    sleep 0.1
+  done
+  log "$name did not answer on port $port"
+  exit 1
+}
+
+stop() { # PID
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# verify_json NAME URL BODY HEADERS...: one request must return a real echo result. Run before
+# and after each measurement: h2load checks HTTP status codes only, and a JSON-RPC error (or a
+# gRPC status) travels inside a 200.
+verify_json() {
+  local name=$1 url=$2 body=$3 response
+  shift 3
+  response=$(curl -sS --fail-with-body "$@" --data-binary @"$body" "$url") || {
+    log "$name: request failed: $response"
+    exit 1
+  }
+  if ! grep -q '"text":"hello"' <<<"$response" || grep -q '"error"\|"isError":true' <<<"$response"; then
+    log "$name: not an echo result: $response"
+    exit 1
+  fi
+}
+
+verify_grpc() {
+  local name=$1 url=$2
+  curl -sS --http2-prior-knowledge "${GRPC_HEADERS[@]}" --data-binary @"$WORK/grpc.bin" \
+    -D "$WORK/grpc.headers" -o "$WORK/grpc.response" "$url"
+  if ! grep -qi '^grpc-status: 0' "$WORK/grpc.headers" || ! grep -q hello "$WORK/grpc.response"; then
+    log "$name: gRPC CallTool did not succeed:"
+    cat "$WORK/grpc.headers" >&2
+    exit 1
+  fi
+}
+
+# Tool calls of echo that did not succeed, from mcp-tool's own metrics.
+tool_failures() { # PORT
+  curl -s "http://127.0.0.1:$1/metrics" |
+    awk '/^aixgo_mcp_tool_calls_total\{/ && /tool="echo"/ && !/status="success"/ { n += $NF } END { print n + 0 }'
+}
+
+# --- Measurement. ------------------------------------------------------------------------------
+rows=()
+declare -A RPS
+
+# case_ SERVER TRANSPORT KEY URL BODY HEADERS...: checks one call, measures, checks again.
+case_() {
+  local server=$1 transport=$2 key=$3 url=$4 body=$5
+  shift 5
+  local verify=(verify_json "$server, $transport" "$url" "$body" "$@") load=(--h1 "$@")
+  if [[ $body == *grpc.bin ]]; then
+    verify=(verify_grpc "$server, $transport" "$url")
+    load=("$@")
+  fi
+  "${verify[@]}"
+  measure "$server" "$transport" "$key" "$url" "$body" "${load[@]}"
+  "${verify[@]}"
+}
+
+# measure SERVER TRANSPORT KEY URL BODY H2LOAD_ARGS...
+measure() {
+  local server=$1 transport=$2 key=$3 url=$4 body=$5 out="$WORK/$3"
+  shift 5
+  log "$server, $transport: ${WARMUP}s warm-up, ${DURATION}s at $CONCURRENCY connections"
+  taskset -c "$LOAD_CPU" h2load -t 1 -c "$CONCURRENCY" -m 1 -D "$DURATION" \
+    --warm-up-time "$WARMUP" -d "$body" --log-file "$out.tsv" "$@" "$url" >"$out.txt"
+  local line
+  line=$(python3 - "$out.txt" "$out.tsv" <<'EOF'
+import re, sys
+text, tsv = open(sys.argv[1]).read(), sys.argv[2]
+rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text).group(1))
+req = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", text)
+codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+# Errors: responses other than 2xx, plus streams that failed or timed out without one.
+done, ok2xx = int(req.group(2)), int(codes.group(1))
+errors = (done - ok2xx) + int(req.group(5)) + int(req.group(6))
+lat = sorted(int(l.split("\t")[2]) for l in open(tsv) if l.strip())
+pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000 if lat else float("nan")
+print(f"{rps:.0f}\t{pct(0.50):.2f}\t{pct(0.99):.2f}\t{errors}")
+EOF
+  )
+  local rps p50 p99 errors
+  IFS=$'\t' read -r rps p50 p99 errors <<<"$line"
+  RPS[$key]=$rps
+  rows+=("| $server | $transport | $rps | $p50 | $p99 | $errors |")
+}
+
+# mcp-tool, at the default LOG_LEVEL=info (a request log line and a tool-call log line per call)
+# and at warn. Log lines go to /dev/null: formatted and written, not stored.
+for level in info warn; do
+  port=$(free_port)
+  PORT=$port HOST=127.0.0.1 LOG_LEVEL=$level LOG_FORMAT=json TOKIO_WORKER_THREADS=1 \
+    start "mcp-tool-$level" "$port" "$OURS"
+  pid=$server_pid
+  name="mcp-tool (LOG_LEVEL=$level)"
+  url="http://127.0.0.1:$port/mcp"
+  before=$(tool_failures "$port")
+  case_ "$name" "HTTP 2026-07-28" "ours-$level-modern" "$url" "$WORK/modern.json" \
+    "${MODERN_HEADERS[@]}"
+  case_ "$name" "HTTP 2025-11-25" "ours-$level-legacy" "$url" "$WORK/legacy.json" \
+    "${LEGACY_HEADERS[@]}"
+  case_ "$name" "gRPC (h2c)" "ours-$level-grpc" "http://127.0.0.1:$port/mcp.MCPService/CallTool" \
+    "$WORK/grpc.bin" "${GRPC_HEADERS[@]}"
+  # The server's own count of echo calls that did not succeed (a gRPC status or a JSON-RPC
+  # error rides in a 200, which h2load counts as a success).
+  failed=$(($(tool_failures "$port") - before))
+  if ((failed > 0)); then
+    rows+=("| $name | all three | | | | $failed echo calls failed (/metrics) |")
+  fi
+  stop "$pid"
+done
+
+# The rmcp reference: 2026-07-28 requests are stateless; legacy clients get a session, as the
+# SDK's default configuration does, so one initialize first and its session id on every call.
+port=$(free_port)
+PORT=$port TOKIO_WORKER_THREADS=1 start rmcp-reference "$port" "$REFERENCE"
+pid=$server_pid
+url="http://127.0.0.1:$port/mcp"
+case_ "rmcp reference" "HTTP 2026-07-28" ref-modern "$url" "$WORK/modern.json" \
+  "${MODERN_HEADERS[@]}"
+session=$(curl -sS -D - -o /dev/null "${LEGACY_HEADERS[@]}" --data-binary \
+  '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+  "$url" | awk -F': ' 'tolower($1) == "mcp-session-id" { sub(/\r$/, "", $2); print $2 }')
+[[ -n $session ]] || { log "rmcp reference: initialize returned no session id"; exit 1; }
+curl -sS -o /dev/null "${LEGACY_HEADERS[@]}" -H "mcp-session-id: $session" \
+  --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
+case_ "rmcp reference" "HTTP 2025-11-25 (one session)" ref-legacy "$url" "$WORK/legacy.json" \
+  "${LEGACY_HEADERS[@]}" -H "mcp-session-id: $session"
+stop "$pid"
+
+# FastMCP (Python SDK 1.x; it knows no 2026-07-28): stateless, JSON responses, one process.
+port=$(free_port)
+PORT=$port start fastmcp "$port" "$VENV/bin/python" bench/mcp/fastmcp_server.py
+pid=$server_pid
+version=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')
+case_ "FastMCP (mcp $version)" "HTTP 2025-11-25 (stateless)" fastmcp "http://127.0.0.1:$port/mcp" \
+  "$WORK/legacy.json" "${LEGACY_HEADERS[@]}"
+stop "$pid"
+
+
+# --- Report. -----------------------------------------------------------------------------------
+ratio() { python3 -c "import sys;a,b=float(sys.argv[1]),float(sys.argv[2]);print(f'{a/b:.2f}' if b else 'n/a')" "$1" "$2"; }
+echo "## MCP tools/call echo, one server core ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo
+echo "Each server pinned to CPU $SERVER_CPU with one runtime thread; h2load on CPU $LOAD_CPU, one"
+echo "thread, $CONCURRENCY connections, HTTP/1.1 keep-alive for MCP (gRPC: h2c, one stream each);"
+echo "${WARMUP}s warm-up, then ${DURATION}s measured. Latency from h2load's per-request log."
+echo
+echo "| server | transport | req/s | p50 ms | p99 ms | errors |"
+echo "|---|---|---:|---:|---:|---:|"
+printf '%s\n' "${rows[@]}"
+echo
+for level in info warn; do
+  echo "- mcp-tool (LOG_LEVEL=$level), HTTP 2026-07-28: $(ratio "${RPS[ours-$level-modern]}" "${RPS[ref-modern]}")x" \
+    "the rmcp reference (HTTP 2026-07-28; target >= 1);" \
+    "HTTP 2025-11-25: $(ratio "${RPS[ours-$level-legacy]}" "${RPS[fastmcp]}")x FastMCP (target >= 10)," \
+    "$(ratio "${RPS[ours-$level-legacy]}" "${RPS[ref-legacy]}")x the rmcp reference's session path."
+done
