@@ -3,7 +3,7 @@
 # HTTP (2026-07-28), legacy HTTP (2025-11-25) and gRPC, next to an rmcp reference server and the
 # Python SDK's FastMCP, all measured in the same run. See bench/mcp/README.md.
 #
-# Usage: bench/mcp/run.sh [--duration S] [--warmup S] [--concurrency N] [--no-build]
+# Usage: bench/mcp/run.sh [--duration S] [--warmup S] [--concurrency N] [--rounds N] [--no-build]
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-mcp/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -11,12 +11,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 DURATION=10
 WARMUP=2
 CONCURRENCY=32
+ROUNDS=3
 BUILD=true
 while (($#)); do
   case $1 in
     --duration) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --concurrency) CONCURRENCY=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --no-build) BUILD=false; shift ;;
     -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -147,8 +149,9 @@ tool_failures() { # PORT
 }
 
 # --- Measurement. ------------------------------------------------------------------------------
-rows=()
-declare -A RPS
+# Per case: its label, and one "req/s p50 p99 errors" line per round.
+keys=()
+declare -A LABEL RESULTS RPS
 
 # case_ SERVER TRANSPORT KEY URL BODY HEADERS...: checks one call, measures, checks again.
 case_() {
@@ -178,72 +181,78 @@ text, tsv = open(sys.argv[1]).read(), sys.argv[2]
 rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text).group(1))
 req = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", text)
 codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
-# Errors: responses other than 2xx, plus streams that failed or timed out without one.
-done, ok2xx = int(req.group(2)), int(codes.group(1))
-errors = (done - ok2xx) + int(req.group(5)) + int(req.group(6))
+# Errors: failed requests (non-2xx, or the stream broke) and timeouts.
+# (A request in flight when the warm-up ends is logged with status 0 and counted in neither.)
+bad_status = sum(int(codes.group(i)) for i in (2, 3, 4))
+errors = max(int(req.group(4)), bad_status) + int(req.group(6))
 lat = sorted(int(l.split("\t")[2]) for l in open(tsv) if l.strip())
 pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000 if lat else float("nan")
 print(f"{rps:.0f}\t{pct(0.50):.2f}\t{pct(0.99):.2f}\t{errors}")
 EOF
   )
-  local rps p50 p99 errors
-  IFS=$'\t' read -r rps p50 p99 errors <<<"$line"
-  RPS[$key]=$rps
-  rows+=("| $server | $transport | $rps | $p50 | $p99 | $errors |")
+  [[ -v LABEL[$key] ]] || keys+=("$key")
+  LABEL[$key]="| $server | $transport"
+  RESULTS[$key]+="$line"$'\n'
 }
 
-# mcp-tool, at the default LOG_LEVEL=info (a request log line and a tool-call log line per call)
-# and at warn. Log lines go to /dev/null: formatted and written, not stored.
-for level in info warn; do
+# One round measures every case once; rounds interleave, so a burst of other load on the machine
+# spreads over all servers instead of landing on one.
+tool_errors=0
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round of $ROUNDS"
+  # mcp-tool, at the default LOG_LEVEL=info (a request log line and a tool-call log line per call)
+  # and at warn. Log lines go to /dev/null: formatted and written, not stored.
+  for level in info warn; do
+    port=$(free_port)
+    PORT=$port HOST=127.0.0.1 LOG_LEVEL=$level LOG_FORMAT=json TOKIO_WORKER_THREADS=1 \
+      start "mcp-tool-$level" "$port" "$OURS"
+    pid=$server_pid
+    name="mcp-tool (LOG_LEVEL=$level)"
+    url="http://127.0.0.1:$port/mcp"
+    before=$(tool_failures "$port")
+    case_ "$name" "HTTP 2026-07-28" "ours-$level-modern" "$url" "$WORK/modern.json" \
+      "${MODERN_HEADERS[@]}"
+    case_ "$name" "HTTP 2025-11-25" "ours-$level-legacy" "$url" "$WORK/legacy.json" \
+      "${LEGACY_HEADERS[@]}"
+    case_ "$name" "gRPC (h2c)" "ours-$level-grpc" "http://127.0.0.1:$port/mcp.MCPService/CallTool" \
+      "$WORK/grpc.bin" "${GRPC_HEADERS[@]}"
+    # The server's own count of echo calls that did not succeed (a gRPC status or a JSON-RPC
+    # error rides in a 200, which h2load counts as a success).
+    failed=$(($(tool_failures "$port") - before))
+    if ((failed > 0)); then
+      log "mcp-tool counted $failed echo calls that did not succeed (LOG_LEVEL=$level)"
+      tool_errors=$((tool_errors + failed))
+    fi
+    stop "$pid"
+  done
+
+  # The rmcp reference: 2026-07-28 requests are stateless; legacy clients get a session, as the
+  # SDK's default configuration does, so one initialize first and its session id on every call.
   port=$(free_port)
-  PORT=$port HOST=127.0.0.1 LOG_LEVEL=$level LOG_FORMAT=json TOKIO_WORKER_THREADS=1 \
-    start "mcp-tool-$level" "$port" "$OURS"
+  PORT=$port TOKIO_WORKER_THREADS=1 start rmcp-reference "$port" "$REFERENCE"
   pid=$server_pid
-  name="mcp-tool (LOG_LEVEL=$level)"
   url="http://127.0.0.1:$port/mcp"
-  before=$(tool_failures "$port")
-  case_ "$name" "HTTP 2026-07-28" "ours-$level-modern" "$url" "$WORK/modern.json" \
+  case_ "rmcp reference" "HTTP 2026-07-28" ref-modern "$url" "$WORK/modern.json" \
     "${MODERN_HEADERS[@]}"
-  case_ "$name" "HTTP 2025-11-25" "ours-$level-legacy" "$url" "$WORK/legacy.json" \
-    "${LEGACY_HEADERS[@]}"
-  case_ "$name" "gRPC (h2c)" "ours-$level-grpc" "http://127.0.0.1:$port/mcp.MCPService/CallTool" \
-    "$WORK/grpc.bin" "${GRPC_HEADERS[@]}"
-  # The server's own count of echo calls that did not succeed (a gRPC status or a JSON-RPC
-  # error rides in a 200, which h2load counts as a success).
-  failed=$(($(tool_failures "$port") - before))
-  if ((failed > 0)); then
-    rows+=("| $name | all three | | | | $failed echo calls failed (/metrics) |")
-  fi
+  session=$(curl -sS -D - -o /dev/null "${LEGACY_HEADERS[@]}" --data-binary \
+    '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    "$url" | awk -F': ' 'tolower($1) == "mcp-session-id" { sub(/\r$/, "", $2); print $2 }')
+  [[ -n $session ]] || { log "rmcp reference: initialize returned no session id"; exit 1; }
+  curl -sS -o /dev/null "${LEGACY_HEADERS[@]}" -H "mcp-session-id: $session" \
+    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
+  case_ "rmcp reference" "HTTP 2025-11-25 (one session)" ref-legacy "$url" "$WORK/legacy.json" \
+    "${LEGACY_HEADERS[@]}" -H "mcp-session-id: $session"
+  stop "$pid"
+
+  # FastMCP (Python SDK 1.x; it knows no 2026-07-28): stateless, JSON responses, one process.
+  port=$(free_port)
+  PORT=$port start fastmcp "$port" "$VENV/bin/python" bench/mcp/fastmcp_server.py
+  pid=$server_pid
+  version=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')
+  case_ "FastMCP (mcp $version)" "HTTP 2025-11-25 (stateless)" fastmcp "http://127.0.0.1:$port/mcp" \
+    "$WORK/legacy.json" "${LEGACY_HEADERS[@]}"
   stop "$pid"
 done
-
-# The rmcp reference: 2026-07-28 requests are stateless; legacy clients get a session, as the
-# SDK's default configuration does, so one initialize first and its session id on every call.
-port=$(free_port)
-PORT=$port TOKIO_WORKER_THREADS=1 start rmcp-reference "$port" "$REFERENCE"
-pid=$server_pid
-url="http://127.0.0.1:$port/mcp"
-case_ "rmcp reference" "HTTP 2026-07-28" ref-modern "$url" "$WORK/modern.json" \
-  "${MODERN_HEADERS[@]}"
-session=$(curl -sS -D - -o /dev/null "${LEGACY_HEADERS[@]}" --data-binary \
-  '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-  "$url" | awk -F': ' 'tolower($1) == "mcp-session-id" { sub(/\r$/, "", $2); print $2 }')
-[[ -n $session ]] || { log "rmcp reference: initialize returned no session id"; exit 1; }
-curl -sS -o /dev/null "${LEGACY_HEADERS[@]}" -H "mcp-session-id: $session" \
-  --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
-case_ "rmcp reference" "HTTP 2025-11-25 (one session)" ref-legacy "$url" "$WORK/legacy.json" \
-  "${LEGACY_HEADERS[@]}" -H "mcp-session-id: $session"
-stop "$pid"
-
-# FastMCP (Python SDK 1.x; it knows no 2026-07-28): stateless, JSON responses, one process.
-port=$(free_port)
-PORT=$port start fastmcp "$port" "$VENV/bin/python" bench/mcp/fastmcp_server.py
-pid=$server_pid
-version=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')
-case_ "FastMCP (mcp $version)" "HTTP 2025-11-25 (stateless)" fastmcp "http://127.0.0.1:$port/mcp" \
-  "$WORK/legacy.json" "${LEGACY_HEADERS[@]}"
-stop "$pid"
-
 
 # --- Report. -----------------------------------------------------------------------------------
 ratio() { python3 -c "import sys;a,b=float(sys.argv[1]),float(sys.argv[2]);print(f'{a/b:.2f}' if b else 'n/a')" "$1" "$2"; }
@@ -251,15 +260,29 @@ echo "## MCP tools/call echo, one server core ($(date -u +%F), $(nproc) CPUs, lo
 echo
 echo "Each server pinned to CPU $SERVER_CPU with one runtime thread; h2load on CPU $LOAD_CPU, one"
 echo "thread, $CONCURRENCY connections, HTTP/1.1 keep-alive for MCP (gRPC: h2c, one stream each);"
-echo "${WARMUP}s warm-up, then ${DURATION}s measured. Latency from h2load's per-request log."
+echo "${WARMUP}s warm-up, then ${DURATION}s measured; $ROUNDS rounds, each column the median of the"
+echo "rounds (errors: the sum). Latency from h2load's per-request log."
 echo
 echo "| server | transport | req/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---:|---:|---:|---:|"
-printf '%s\n' "${rows[@]}"
+for key in "${keys[@]}"; do
+  # The median of the rounds for each column; errors are summed.
+  read -r rps p50 p99 errors < <(printf '%s' "${RESULTS[$key]}" | python3 -c '
+import statistics, sys
+rows = [l.split("\t") for l in sys.stdin.read().split("\n") if l.strip()]
+col = lambda i: statistics.median(float(r[i]) for r in rows)
+print(f"{col(0):.0f} {col(1):.2f} {col(2):.2f} {sum(int(r[3]) for r in rows)}")')
+  RPS[$key]=$rps
+  echo "${LABEL[$key]} | $rps | $p50 | $p99 | $errors |"
+done
+if ((tool_errors > 0)); then
+  echo
+  echo "mcp-tool's /metrics counted $tool_errors echo calls that did not succeed."
+fi
 echo
 for level in info warn; do
   echo "- mcp-tool (LOG_LEVEL=$level), HTTP 2026-07-28: $(ratio "${RPS[ours-$level-modern]}" "${RPS[ref-modern]}")x" \
-    "the rmcp reference (HTTP 2026-07-28; target >= 1);" \
-    "HTTP 2025-11-25: $(ratio "${RPS[ours-$level-legacy]}" "${RPS[fastmcp]}")x FastMCP (target >= 10)," \
-    "$(ratio "${RPS[ours-$level-legacy]}" "${RPS[ref-legacy]}")x the rmcp reference's session path."
+    "the rmcp reference's req/s (HTTP 2026-07-28; target >= 1);" \
+    "HTTP 2025-11-25: $(ratio "${RPS[ours-$level-legacy]}" "${RPS[fastmcp]}")x FastMCP's (target >= 10)" \
+    "and $(ratio "${RPS[ours-$level-legacy]}" "${RPS[ref-legacy]}")x the rmcp reference's session path."
 done
