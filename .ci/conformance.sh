@@ -151,7 +151,7 @@ run() {
   rm -rf "$out" "$out.log"
   mkdir -p "$out"
   echo
-  echo "=== conformance $label: suite $("$prefix/node_modules/.bin/conformance" --version) --suite all $*"
+  echo "=== conformance $label: suite $("$prefix/node_modules/.bin/conformance" --version) --suite all${*:+ $*}"
   set +e
   "$prefix/node_modules/.bin/conformance" server --url "$url" --suite all \
     --expected-failures "$baseline" -o "$out" "$@" 2>&1 |
