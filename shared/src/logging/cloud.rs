@@ -25,6 +25,8 @@ pub(crate) const TRACE_ID: &str = "trace_id";
 pub(crate) const SPAN_ID: &str = "span_id";
 pub(crate) const TRACE_SAMPLED: &str = "trace_sampled";
 const HTTP_REQUEST_PREFIX: &str = "httpRequest.";
+/// Keys every entry writes itself.
+const RESERVED: [&str; 5] = ["message", "severity", "time", "target", "httpRequest"];
 
 /// The Cloud Logging layer, writing to whatever `W` makes (stdout in production).
 pub struct CloudLogging<W> {
@@ -68,49 +70,67 @@ impl Visit for SpanTrace {
     }
 }
 
+/// An event's fields written straight into JSON: `httpRequest.*` fields into their own object,
+/// the rest into the entry. No intermediate map: this runs on every request's log line.
 #[derive(Default)]
 struct Fields {
-    message: Option<String>,
-    fields: Map<String, Value>,
-    http_request: Map<String, Value>,
+    message: String,
+    entry: Vec<u8>,
+    http_request: Vec<u8>,
 }
 
 impl Fields {
-    fn insert(&mut self, name: &str, value: Value) {
-        if name == "message" {
-            self.message = Some(match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            });
-        } else if let Some(key) = name.strip_prefix(HTTP_REQUEST_PREFIX) {
-            self.http_request.insert(key.to_owned(), value);
-        } else {
-            self.fields.insert(name.to_owned(), value);
+    fn write(&mut self, name: &str, value: impl serde::Serialize) {
+        // The entry's own keys win over event fields of the same name.
+        if RESERVED.contains(&name) {
+            return;
         }
+        let (out, key) = match name.strip_prefix(HTTP_REQUEST_PREFIX) {
+            Some(key) => (&mut self.http_request, key),
+            None => (&mut self.entry, name),
+        };
+        out.push(b',');
+        push_json(out, key);
+        out.push(b':');
+        push_json(out, value);
     }
+}
+
+/// Appends `value` as JSON. Serializing a string, number or bool into a `Vec` cannot fail.
+fn push_json(out: &mut Vec<u8>, value: impl serde::Serialize) {
+    let _ = serde_json::to_writer(out, &value);
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.insert(field.name(), Value::from(value));
+        if field.name() == "message" {
+            value.clone_into(&mut self.message);
+        } else {
+            self.write(field.name(), value);
+        }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.insert(field.name(), Value::from(value));
+        self.write(field.name(), value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.insert(field.name(), Value::from(value));
+        self.write(field.name(), value);
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.insert(field.name(), Value::from(value));
+        self.write(field.name(), value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.insert(field.name(), Value::from(value));
+        self.write(field.name(), value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.insert(field.name(), Value::from(value.to_string()));
+        self.record_str(field, &value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.insert(field.name(), Value::from(format!("{value:?}")));
+        if field.name() == "message" {
+            use std::fmt::Write as _;
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            self.write(field.name(), format!("{value:?}"));
+        }
     }
 }
 
@@ -140,27 +160,31 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let mut fields = Fields::default();
+        let mut fields = Fields {
+            entry: Vec::with_capacity(256),
+            ..Fields::default()
+        };
         event.record(&mut fields);
-        let mut entry = Map::new();
-        entry.insert("severity".into(), severity(meta.level()).into());
-        entry.insert(
-            "message".into(),
-            fields.message.take().unwrap_or_default().into(),
-        );
-        entry.insert(
-            "time".into(),
+        let mut line = Vec::with_capacity(384 + fields.entry.len() + fields.http_request.len());
+        line.extend_from_slice(b"{\"severity\":");
+        push_json(&mut line, severity(meta.level()));
+        line.extend_from_slice(b",\"message\":");
+        push_json(&mut line, &fields.message);
+        line.extend_from_slice(b",\"time\":");
+        push_json(
+            &mut line,
             OffsetDateTime::now_utc()
                 .format(&Rfc3339)
-                .unwrap_or_default()
-                .into(),
+                .unwrap_or_default(),
         );
-        entry.insert("target".into(), meta.target().into());
+        line.extend_from_slice(b",\"target\":");
+        push_json(&mut line, meta.target());
         if !fields.http_request.is_empty() {
-            entry.insert(
-                "httpRequest".into(),
-                Value::Object(std::mem::take(&mut fields.http_request)),
-            );
+            // The object's fields were written each with a leading comma; the first becomes `{`.
+            fields.http_request[0] = b'{';
+            line.extend_from_slice(b",\"httpRequest\":");
+            line.extend_from_slice(&fields.http_request);
+            line.push(b'}');
         }
         let trace = ctx.event_scope(event).and_then(|scope| {
             scope
@@ -170,31 +194,76 @@ where
         });
         if let (Some(trace), Some(project)) = (trace, project::get()) {
             if let Some(trace_id) = trace.trace_id {
-                entry.insert(
-                    "logging.googleapis.com/trace".into(),
-                    format!("projects/{project}/traces/{trace_id}").into(),
-                );
+                line.extend_from_slice(b",\"logging.googleapis.com/trace\":");
+                push_json(&mut line, format!("projects/{project}/traces/{trace_id}"));
             }
             if let Some(span_id) = trace.span_id {
-                entry.insert("logging.googleapis.com/spanId".into(), span_id.into());
+                line.extend_from_slice(b",\"logging.googleapis.com/spanId\":");
+                push_json(&mut line, span_id);
             }
-            entry.insert(
-                "logging.googleapis.com/trace_sampled".into(),
-                trace.sampled.into(),
-            );
+            line.extend_from_slice(b",\"logging.googleapis.com/trace_sampled\":");
+            push_json(&mut line, trace.sampled);
         }
         if !self.labels.is_empty() {
-            entry.insert(
-                "logging.googleapis.com/labels".into(),
-                Value::Object(self.labels.clone()),
-            );
+            line.extend_from_slice(b",\"logging.googleapis.com/labels\":");
+            push_json(&mut line, &self.labels);
         }
-        for (k, v) in fields.fields {
-            entry.entry(k).or_insert(v);
-        }
-        let mut line = serde_json::to_vec(&Value::Object(entry)).unwrap_or_default();
-        line.push(b'\n');
+        line.extend_from_slice(&fields.entry);
+        line.extend_from_slice(b"}\n");
         // One write per line so that lines from concurrent tasks never interleave.
         let _ = self.make_writer.make_writer().write_all(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn an_event_is_one_cloud_logging_json_line() {
+        let capture = Capture::default();
+        let subscriber =
+            tracing_subscriber::registry().with(CloudLogging::new(capture.clone(), Map::new()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                httpRequest.status = 404u64,
+                httpRequest.requestMethod = "GET",
+                tool = "echo \"quoted\"",
+                severity = "overridden?",
+                "GET /nope {}",
+                404
+            );
+        });
+        let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.matches('\n').count(), 1, "{out}");
+        let v: Value = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(v["severity"], "WARNING");
+        assert_eq!(v["message"], "GET /nope 404");
+        assert_eq!(v["httpRequest"]["status"], 404);
+        assert_eq!(v["httpRequest"]["requestMethod"], "GET");
+        assert_eq!(v["tool"], "echo \"quoted\"");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
     }
 }
