@@ -154,63 +154,46 @@ async fn grpc_health_check_of_an_unknown_service_is_not_found() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_v1_lists_the_health_service() {
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+/// A test that asks one reflection version to list services and expects the health service.
+/// The two versions have identical messages in different generated modules.
+macro_rules! reflection_lists_the_health_service {
+    ($test:ident, $version:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+            use tonic_reflection::pb::$version::{
+                ServerReflectionRequest, ServerReflectionResponse,
+            };
 
-    let app = TestApp::spawn("orchestrate", &[]);
-    let mut client = ServerReflectionClient::new(grpc_channel(app.addr).await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+            let app = TestApp::spawn("orchestrate", &[]);
+            let mut client = ServerReflectionClient::new(grpc_channel(app.addr).await);
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut responses = client
+                .server_reflection_info(futures_util::stream::iter([request]))
+                .await
+                .unwrap()
+                .into_inner();
+            let response: ServerReflectionResponse = responses.next().await.unwrap().unwrap();
+            let Some(MessageResponse::ListServicesResponse(list)) = response.message_response
+            else {
+                panic!("not a ListServices answer: {response:?}");
+            };
+            let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+            assert!(
+                names.iter().any(|n| n == "grpc.health.v1.Health"),
+                "{names:?}"
+            );
+        }
     };
-    let mut responses = client
-        .server_reflection_info(futures_util::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response: ServerReflectionResponse = responses.next().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("not a ListServices answer: {response:?}");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.iter().any(|n| n == "grpc.health.v1.Health"),
-        "{names:?}"
-    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_v1alpha_lists_the_health_service() {
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::{ServerReflectionRequest, ServerReflectionResponse};
-
-    let app = TestApp::spawn("orchestrate", &[]);
-    let mut client = ServerReflectionClient::new(grpc_channel(app.addr).await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(futures_util::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response: ServerReflectionResponse = responses.next().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("not a ListServices answer: {response:?}");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.iter().any(|n| n == "grpc.health.v1.Health"),
-        "{names:?}"
-    );
-}
+reflection_lists_the_health_service!(reflection_v1_lists_the_health_service, v1);
+reflection_lists_the_health_service!(reflection_v1alpha_lists_the_health_service, v1alpha);
 
 /// POSTs a gRPC-Web Health/Check over HTTP/1.1 and returns the response's content type and
 /// its body (decoded from base64 for the text form).
