@@ -417,6 +417,33 @@ async fn grpc_web_invalid_arguments_carry_grpc_status_3() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_unknown_tool_is_status_5_and_failures_and_timeouts_are_error_results() {
+    let dir = TempDir::new();
+    let path = config_file(&dir, "limits: {test_tool_with_progress: {timeout: 30ms}}\n");
+    let app = TestApp::spawn("mcp-tool", &[CONFORMANCE, ("MCP_TOOL_CONFIG", &path)]);
+    for text in [false, true] {
+        let (headers, reply) =
+            grpc_web_call(&app, "CallTool", &call_with_map("no_such_tool", &[]), text).await;
+        assert!(reply.messages.is_empty(), "no response message: {reply:?}");
+        assert_eq!(grpc_status(&headers, &reply), "5", "{headers:?} {reply:?}");
+
+        for (tool, needle) in [
+            ("test_error_handling", "intentionally returns an error"),
+            (PROGRESS_TOOL, "timed out after 30ms"),
+        ] {
+            let (_, reply) = grpc_web_call(&app, "CallTool", &call_with_map(tool, &[]), text).await;
+            assert_eq!(reply.trailer("grpc-status"), Some("0"), "{tool}: {reply:?}");
+            let response: pb::CallToolResponse = grpc_web_message(&reply);
+            assert!(response.is_error, "{tool}: {response:?}");
+            assert!(
+                only_text(&response).contains(needle),
+                "{tool}: {response:?}"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The seed's troubleshooting commands.
 
