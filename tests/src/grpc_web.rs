@@ -118,3 +118,42 @@ pub fn parse(body: &[u8]) -> Reply {
     }
     reply
 }
+
+/// POSTs one gRPC-Web frame to `url` over HTTP/1.1, binary or base64 text, and returns the
+/// response headers and the parsed (decoded) body. The transport answer must be a 200 over
+/// HTTP/1.1 in the same gRPC-Web form; the gRPC status is the caller's to check.
+pub async fn post(url: String, frame: Vec<u8>, text: bool) -> (reqwest::header::HeaderMap, Reply) {
+    let (content_type, body) = if text {
+        ("application/grpc-web-text", to_text(&frame))
+    } else {
+        ("application/grpc-web+proto", frame)
+    };
+    let r = crate::clients::http1()
+        .post(url)
+        .header("content-type", content_type)
+        .header("accept", content_type)
+        .header("x-grpc-web", "1")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(
+        r.status(),
+        200,
+        "gRPC-Web answers 200 and puts the status in grpc-status"
+    );
+    let headers = r.headers().clone();
+    let response_type = headers["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        response_type.starts_with(content_type),
+        "{content_type} answered as {response_type}"
+    );
+    let bytes = r.bytes().await.unwrap();
+    let decoded = if text {
+        from_text(&bytes)
+    } else {
+        bytes.to_vec()
+    };
+    (headers, parse(&decoded))
+}

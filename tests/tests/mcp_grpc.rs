@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use e2e::clients::{grpc_channel, http1};
+use e2e::clients::grpc_channel;
 use e2e::mcp::{CONFORMANCE, config_file, grpc_web_message, grpc_web_request};
 use e2e::{TempDir, TestApp, grpc_web};
 use futures_util::StreamExt as _;
@@ -335,40 +335,8 @@ async fn grpc_web_call(
     message: &impl prost::Message,
     text: bool,
 ) -> (reqwest::header::HeaderMap, grpc_web::Reply) {
-    let frame = grpc_web_request(message);
-    let (content_type, body) = if text {
-        ("application/grpc-web-text", grpc_web::to_text(&frame))
-    } else {
-        ("application/grpc-web+proto", frame)
-    };
-    let r = http1()
-        .post(app.url(&format!("/mcp.MCPService/{method}")))
-        .header("content-type", content_type)
-        .header("accept", content_type)
-        .header("x-grpc-web", "1")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.version(), reqwest::Version::HTTP_11);
-    assert_eq!(
-        r.status(),
-        200,
-        "gRPC-Web answers 200 and puts the status in grpc-status"
-    );
-    let headers = r.headers().clone();
-    let response_type = headers["content-type"].to_str().unwrap().to_owned();
-    assert!(
-        response_type.starts_with(content_type),
-        "{content_type} answered as {response_type}"
-    );
-    let bytes = r.bytes().await.unwrap();
-    let decoded = if text {
-        grpc_web::from_text(&bytes)
-    } else {
-        bytes.to_vec()
-    };
-    (headers, grpc_web::parse(&decoded))
+    let url = app.url(&format!("/mcp.MCPService/{method}"));
+    grpc_web::post(url, grpc_web_request(message), text).await
 }
 
 /// grpc-status from the trailer frame, or from the headers of a trailers-only response.

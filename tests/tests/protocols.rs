@@ -195,34 +195,12 @@ macro_rules! reflection_lists_the_health_service {
 reflection_lists_the_health_service!(reflection_v1_lists_the_health_service, v1);
 reflection_lists_the_health_service!(reflection_v1alpha_lists_the_health_service, v1alpha);
 
-/// POSTs a gRPC-Web Health/Check over HTTP/1.1 and returns the response's content type and
-/// its body (decoded from base64 for the text form).
+/// A gRPC-Web Health/Check over HTTP/1.1: the response's content type and its parsed body.
 async fn grpc_web_check(app: &TestApp, text: bool) -> (String, grpc_web::Reply) {
-    let frame = grpc_web::health_check_body("");
-    let (content_type, body) = if text {
-        ("application/grpc-web-text", grpc_web::to_text(&frame))
-    } else {
-        ("application/grpc-web+proto", frame)
-    };
-    let r = http1()
-        .post(app.url("/grpc.health.v1.Health/Check"))
-        .header("content-type", content_type)
-        .header("accept", content_type)
-        .header("x-grpc-web", "1")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.version(), reqwest::Version::HTTP_11);
-    assert_eq!(r.status(), 200);
-    let response_type = r.headers()["content-type"].to_str().unwrap().to_owned();
-    let bytes = r.bytes().await.unwrap();
-    let decoded = if text {
-        grpc_web::from_text(&bytes)
-    } else {
-        bytes.to_vec()
-    };
-    (response_type, grpc_web::parse(&decoded))
+    let url = app.url("/grpc.health.v1.Health/Check");
+    let (headers, reply) = grpc_web::post(url, grpc_web::health_check_body(""), text).await;
+    let content_type = headers["content-type"].to_str().unwrap().to_owned();
+    (content_type, reply)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
