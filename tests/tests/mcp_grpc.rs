@@ -22,6 +22,17 @@ async fn client(app: &TestApp) -> McpServiceClient<Channel> {
     McpServiceClient::new(grpc_channel(app.addr).await)
 }
 
+/// Every tool, over gRPC.
+async fn list_tools(app: &TestApp) -> Vec<pb::Tool> {
+    client(app)
+        .await
+        .list_tools(pb::ListToolsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tools
+}
+
 fn string_value(s: &str) -> pb::Value {
     pb::Value {
         kind: Some(pb::value::Kind::StringValue(s.to_owned())),
@@ -112,13 +123,7 @@ async fn ping_echoes_the_timestamp_with_status_ok() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_tools_is_sorted_with_the_seed_schema_and_the_full_json_schema() {
     let app = TestApp::spawn("mcp-tool", &[CONFORMANCE]);
-    let tools = client(&app)
-        .await
-        .list_tools(pb::ListToolsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .tools;
+    let tools = list_tools(&app).await;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     let mut sorted = names.clone();
     sorted.sort_unstable();
@@ -496,13 +501,7 @@ async fn grpc_tool_call_log_line_names_the_tool_and_outcome_but_never_the_argume
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_and_streamable_http_serve_the_same_tools_with_the_same_schemas() {
     let app = TestApp::spawn("mcp-tool", &[CONFORMANCE]);
-    let grpc_tools = client(&app)
-        .await
-        .list_tools(pb::ListToolsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .tools;
+    let grpc_tools = list_tools(&app).await;
     let mcp = e2e::mcp::Era::Legacy.connect(&app).await;
     let mcp_tools = mcp.list_all_tools().await.unwrap();
     let _ = mcp.cancel().await;
