@@ -13,7 +13,8 @@ use std::time::Duration;
 
 /// `PORT`: the one port the function listens on (Cloud Run and Knative set it).
 pub const PORT: &str = "PORT";
-/// `HOST`: the address to bind; Cloud Run and Knative need all interfaces.
+/// `HOST`: the address to bind. Default: all interfaces on the platform (`K_SERVICE` set),
+/// loopback elsewhere, so a local run is not reachable from the network by accident.
 pub const HOST: &str = "HOST";
 /// `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`: set by Cloud Run and Knative.
 pub const K_SERVICE: &str = "K_SERVICE";
@@ -37,8 +38,25 @@ pub const SHUTDOWN_GRACE_PERIOD: &str = "SHUTDOWN_GRACE_PERIOD";
 pub const MAX_REQUEST_BODY_BYTES: &str = "MAX_REQUEST_BODY_BYTES";
 /// `MAX_REQUEST_HEADER_BYTES`: larger request heads get 431.
 pub const MAX_REQUEST_HEADER_BYTES: &str = "MAX_REQUEST_HEADER_BYTES";
-/// `REQUEST_TIMEOUT`: REST requests running longer get 504.
+/// `REQUEST_TIMEOUT`: REST requests running longer get 504; gRPC calls that send no shorter
+/// `grpc-timeout` end with DEADLINE_EXCEEDED. Keep it equal to the service's timeout.
 pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+/// `FIRST_REQUEST_TIMEOUT`: from accept to the first request's complete head (TLS handshake,
+/// HTTP/2 preface included); a connection that takes longer is closed.
+pub const FIRST_REQUEST_TIMEOUT: &str = "FIRST_REQUEST_TIMEOUT";
+/// `HEADER_READ_TIMEOUT`: HTTP/1, from a later request's first byte to its complete head.
+pub const HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
+/// `BODY_READ_TIMEOUT`: REST, the longest pause while a request body arrives (then 408).
+pub const BODY_READ_TIMEOUT: &str = "BODY_READ_TIMEOUT";
+/// `IDLE_TIMEOUT`: a connection with no request in flight for this long is closed (HTTP/2:
+/// GOAWAY first).
+pub const IDLE_TIMEOUT: &str = "IDLE_TIMEOUT";
+/// `HTTP2_KEEPALIVE_INTERVAL`: how often an HTTP/2 connection is pinged (`0` turns pings off).
+pub const HTTP2_KEEPALIVE_INTERVAL: &str = "HTTP2_KEEPALIVE_INTERVAL";
+/// `HTTP2_KEEPALIVE_TIMEOUT`: an unanswered ping closes the connection after this long.
+pub const HTTP2_KEEPALIVE_TIMEOUT: &str = "HTTP2_KEEPALIVE_TIMEOUT";
+/// `ALLOWED_ORIGINS`: comma-separated browser origins allowed to call any route (CORS too).
+pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
 /// `MAX_CONNECTIONS`: connections beyond this get 503 and are closed.
 pub const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
 /// `MAX_GRPC_MESSAGE_BYTES`: larger gRPC messages get RESOURCE_EXHAUSTED.
@@ -58,6 +76,16 @@ const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 const DEFAULT_MAX_HEADER: usize = 16 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Cloud Run's and Knative's proxies connect and send at once; 10 s is ample on a loaded node.
+const DEFAULT_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longer than the front ends keep idle connections (Google's load balancers 600 s, Go's
+/// transport in Knative's queue-proxy 90 s), so the proxy, never we, closes an idle connection:
+/// a server-side close races with the proxy's next request on it.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(620);
+const DEFAULT_H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 const DEFAULT_MAX_GRPC_MESSAGE: usize = 4 * 1024 * 1024;
 const DEFAULT_HEALTH_TTL: Duration = Duration::from_secs(5);
 /// hyper refuses a read buffer smaller than this.
@@ -108,9 +136,9 @@ impl Env {
         if !vars.contains_key(K_SERVICE) {
             let path = PathBuf::from(".env");
             if path.is_file() {
-                let iter = dotenvy::from_path_iter(&path).map_err(|e| dotenv_error(&e))?;
+                let iter = dotenvy::from_path_iter(&path).map_err(|e| dotenv_error(&e, &path))?;
                 for item in iter {
-                    let (key, value) = item.map_err(|e| dotenv_error(&e))?;
+                    let (key, value) = item.map_err(|e| dotenv_error(&e, &path))?;
                     vars.entry(key).or_insert(value);
                 }
             }
@@ -214,13 +242,64 @@ impl Env {
     }
 }
 
-fn dotenv_error(e: &dotenvy::Error) -> ConfigError {
-    ConfigError::new(
-        ".env",
-        "",
-        e.to_string(),
-        "KEY=value lines (or remove .env)",
-    )
+/// A `.env` problem without the offending text: the line may hold a secret.
+fn dotenv_error(e: &dotenvy::Error, path: &std::path::Path) -> ConfigError {
+    let problem = match e {
+        dotenvy::Error::LineParse(line, at) => {
+            let number = std::fs::read_to_string(path).ok().and_then(|text| {
+                text.lines()
+                    .position(|l| l.contains(line.trim_end()))
+                    .map(|i| i + 1)
+            });
+            match number {
+                Some(n) => format!("line {n} does not parse (at character {})", at + 1),
+                None => format!("a line does not parse (at character {})", at + 1),
+            }
+        }
+        dotenvy::Error::Io(io) => format!("cannot read it: {io}"),
+        _ => "does not parse".to_owned(),
+    };
+    ConfigError::new(".env", "", problem, "KEY=value lines (or remove .env)")
+}
+
+/// A duration that must not be zero (a zero timeout would refuse everything).
+fn positive(env: &Env, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let d = env.duration_or(var, default)?;
+    if d.is_zero() {
+        return Err(ConfigError::new(
+            var,
+            env.get(var).unwrap_or_default(),
+            "must be more than zero",
+            "a duration such as 8s, 500ms or 2m",
+        ));
+    }
+    Ok(d)
+}
+
+/// A comma-separated list of browser origins (`scheme://host[:port]`, `*` for any port).
+pub fn origins(env: &Env, var: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = env.get(var) else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let o = o.trim_end_matches('/');
+            let valid = (o.starts_with("http://") || o.starts_with("https://"))
+                && !o["https://".len().min(o.len())..].contains('/');
+            if valid {
+                Ok(o.to_owned())
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    raw,
+                    format!("{o:?} is not an origin"),
+                    "comma-separated origins such as https://app.example.com,http://localhost:*",
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Parses `8s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds.
@@ -290,12 +369,29 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest request head (request line plus headers).
     pub max_header_bytes: usize,
-    /// Longest a REST request may run.
+    /// Longest a REST request or a gRPC call may run.
     pub request_timeout: Duration,
+    /// Longest pause while a REST request body arrives.
+    pub body_read_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
     /// Largest gRPC message, either way.
     pub max_grpc_message_bytes: usize,
+}
+
+/// How long a connection may stay open doing what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// Accept to the first request's head.
+    pub first_request: Duration,
+    /// HTTP/1: a later request's first byte to its complete head.
+    pub header_read: Duration,
+    /// No request in flight for this long closes the connection.
+    pub idle: Duration,
+    /// HTTP/2 ping interval (`None`: no pings).
+    pub h2_keepalive_interval: Option<Duration>,
+    /// HTTP/2: how long a ping may go unanswered.
+    pub h2_keepalive_timeout: Duration,
 }
 
 /// Everything the runtime reads from the environment.
@@ -325,6 +421,10 @@ pub struct RuntimeConfig {
     pub grace_period: Duration,
     /// Request and listener limits.
     pub limits: Limits,
+    /// Connection lifetime.
+    pub timeouts: ConnectionTimeouts,
+    /// Browser origins allowed on every route (`ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
     /// Result reuse time of health checks.
     pub health_check_ttl: Duration,
     /// TLS on the listener, if configured.
@@ -335,12 +435,17 @@ impl RuntimeConfig {
     /// Reads and checks every runtime variable.
     pub fn from_env(env: &Env, stdout_is_terminal: bool) -> Result<Self, ConfigError> {
         let port = env.parse_or(PORT, DEFAULT_PORT, "a port number from 0 to 65535")?;
+        let k_service = env.get(K_SERVICE).map(str::to_owned);
+        let default_host = if k_service.is_some() {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from([127, 0, 0, 1])
+        };
         let host = env.parse_or(
             HOST,
-            IpAddr::from([0, 0, 0, 0]),
+            default_host,
             "an IP address such as 0.0.0.0 or 127.0.0.1",
         )?;
-        let k_service = env.get(K_SERVICE).map(str::to_owned);
         let log_level = match env.get(LOG_LEVEL) {
             None => "info".to_owned(),
             Some(raw) => {
@@ -414,11 +519,25 @@ impl RuntimeConfig {
         let limits = Limits {
             max_body_bytes: env.bytes_or(MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_BODY)?,
             max_header_bytes,
-            request_timeout: env.duration_or(REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT)?,
+            request_timeout: positive(env, REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT)?,
+            body_read_timeout: positive(env, BODY_READ_TIMEOUT, DEFAULT_BODY_READ_TIMEOUT)?,
             max_connections,
             max_grpc_message_bytes: env
                 .bytes_or(MAX_GRPC_MESSAGE_BYTES, DEFAULT_MAX_GRPC_MESSAGE)?,
         };
+        let keepalive = env.duration_or(HTTP2_KEEPALIVE_INTERVAL, DEFAULT_H2_KEEPALIVE_INTERVAL)?;
+        let timeouts = ConnectionTimeouts {
+            first_request: positive(env, FIRST_REQUEST_TIMEOUT, DEFAULT_FIRST_REQUEST_TIMEOUT)?,
+            header_read: positive(env, HEADER_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT)?,
+            idle: positive(env, IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)?,
+            h2_keepalive_interval: (!keepalive.is_zero()).then_some(keepalive),
+            h2_keepalive_timeout: positive(
+                env,
+                HTTP2_KEEPALIVE_TIMEOUT,
+                DEFAULT_H2_KEEPALIVE_TIMEOUT,
+            )?,
+        };
+        let allowed_origins = origins(env, ALLOWED_ORIGINS)?;
         let tls = match (env.get(TLS_CERT_FILE), env.get(TLS_KEY_FILE)) {
             (None, None) => {
                 if let Some(ca) = env.get(TLS_CLIENT_CA_FILE) {
@@ -469,6 +588,8 @@ impl RuntimeConfig {
             metadata_host: format!("http://{metadata_host}"),
             grace_period,
             limits,
+            timeouts,
+            allowed_origins,
             health_check_ttl: env.duration_or(HEALTH_CHECK_TTL, DEFAULT_HEALTH_TTL)?,
             tls,
         })
@@ -492,7 +613,9 @@ mod tests {
     fn defaults_match_the_platform_contract() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.port, 8080);
-        assert_eq!(c.host.to_string(), "0.0.0.0");
+        assert_eq!(c.host.to_string(), "127.0.0.1", "local runs bind loopback");
+        let on_platform = cfg(&[("K_SERVICE", "svc")]).unwrap();
+        assert_eq!(on_platform.host.to_string(), "0.0.0.0");
         assert_eq!(c.grace_period, Duration::from_secs(8));
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(c.tls.is_none());

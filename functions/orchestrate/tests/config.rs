@@ -14,11 +14,12 @@ fn run_with(envs: &[(&str, &str)]) -> Output {
 
 /// Runs the binary in a fresh directory holding `dotenv` as its `.env` file, if given.
 fn run_in(envs: &[(&str, &str)], dotenv: Option<&str>) -> Output {
+    // One directory per call: tests run in parallel and may share variable names.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "orchestrate-config-{}-{}-{}",
+        "orchestrate-config-{}-{}",
         std::process::id(),
-        envs.iter().map(|(k, _)| *k).collect::<Vec<_>>().join("-"),
-        dotenv.is_some()
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     if let Some(content) = dotenv {
@@ -87,4 +88,19 @@ fn on_the_platform_dot_env_is_ignored() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let lines = stderr_lines(&out);
     assert!(lines[0].contains(r#"LOG_LEVEL="loud""#), "{lines:?}");
+}
+
+#[test]
+fn a_dot_env_line_that_does_not_parse_is_named_by_number_not_quoted() {
+    let out = run_in(&[], Some("LOG_LEVEL=info\nAPI_KEY sk-secret-value\n"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "exactly one stderr line: {lines:?}");
+    assert!(lines[0].contains(".env"), "{}", lines[0]);
+    assert!(lines[0].contains("line 2"), "{}", lines[0]);
+    assert!(
+        !lines[0].contains("sk-secret"),
+        "the value leaked: {}",
+        lines[0]
+    );
 }
