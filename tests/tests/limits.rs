@@ -20,7 +20,7 @@ fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> RawResponse {
 
 fn post_with_body(addr: SocketAddr, path: &str, len: usize) -> RawResponse {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: e2e\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {len}\r\nConnection: close\r\n\r\n"
     );
     exchange(addr, &head, &vec![b'x'; len])
@@ -28,7 +28,7 @@ fn post_with_body(addr: SocketAddr, path: &str, len: usize) -> RawResponse {
 
 fn get_with_header_of(addr: SocketAddr, bytes: usize) -> RawResponse {
     let head = format!(
-        "GET /health/live HTTP/1.1\r\nHost: e2e\r\nX-Padding: {}\r\nConnection: close\r\n\r\n",
+        "GET /health/live HTTP/1.1\r\nHost: localhost\r\nX-Padding: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(bytes)
     );
     exchange(addr, &head, b"")
@@ -36,12 +36,51 @@ fn get_with_header_of(addr: SocketAddr, bytes: usize) -> RawResponse {
 
 #[test]
 fn rest_body_over_the_limit_gets_413() {
-    let app = TestApp::spawn("orchestrate", &[("MAX_REQUEST_BODY_BYTES", "1KiB")]);
-    let r = post_with_body(app.addr, "/health/live", 2048);
+    let app = TestApp::spawn("mcp-tool", &[("MAX_REQUEST_BODY_BYTES", "1KiB")]);
+    let r = post_with_body(app.addr, "/mcp", 2048);
     assert_eq!(r.status, 413, "{r:?}");
-    // Within the limit the same request is judged on its merits (no POST on this route).
-    let r = post_with_body(app.addr, "/health/live", 512);
-    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.json()["code"], "payload_too_large", "{r:?}");
+    // Within the limit the same request is judged on its merits (it is not JSON-RPC).
+    let r = post_with_body(app.addr, "/mcp", 512);
+    assert_ne!(r.status, 413, "{r:?}");
+}
+
+/// Sends `total` bytes of body in chunked encoding (no Content-Length), 64 KiB a chunk.
+fn post_chunked(addr: SocketAddr, path: &str, total: usize) -> RawResponse {
+    let mut stream = http::connect(addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let chunk = vec![b' '; 64 * 1024];
+    let _ = stream.write_all(head.as_bytes()).and_then(|()| {
+        let mut sent = 0;
+        while sent < total {
+            write!(stream, "{:x}\r\n", chunk.len())?;
+            stream.write_all(&chunk)?;
+            stream.write_all(b"\r\n")?;
+            sent += chunk.len();
+        }
+        stream.write_all(b"0\r\n\r\n")
+    });
+    http::read_response(&mut BufReader::new(stream)).expect("a complete response")
+}
+
+#[test]
+fn a_chunked_body_over_the_limit_gets_413_not_500() {
+    let app = TestApp::spawn("mcp-tool", &[]);
+    let r = post_chunked(app.addr, "/mcp", 5 * 1024 * 1024);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["code"], "payload_too_large");
+    // A client error is never logged at ERROR.
+    let line = app.wait_for_log("for the 413", |v| v["httpRequest"]["status"] == 413);
+    assert_ne!(line["severity"], "ERROR", "{line}");
+    assert!(
+        !app.log_json().iter().any(|v| v["severity"] == "ERROR"),
+        "no ERROR line: {:?}",
+        app.logs()
+    );
 }
 
 #[test]
@@ -69,7 +108,11 @@ fn served_connection(addr: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
     let deadline = Instant::now() + WAIT_TIMEOUT;
     loop {
         let mut stream = http::connect(addr).unwrap();
-        write!(stream, "GET /health/live HTTP/1.1\r\nHost: e2e\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        .unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let r = http::read_response(&mut reader).unwrap();
         if r.status == 200 {
@@ -88,7 +131,11 @@ fn connection_beyond_max_connections_gets_an_http_503() {
     let _second = served_connection(app.addr);
 
     let mut third = http::connect(app.addr).unwrap();
-    write!(third, "GET /health/live HTTP/1.1\r\nHost: e2e\r\n\r\n").unwrap();
+    write!(
+        third,
+        "GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
     let r = http::read_response(&mut BufReader::new(third))
         .expect("the third connection gets an HTTP answer, not a reset");
     assert_eq!(r.status, 503, "{r:?}");

@@ -12,7 +12,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const UPGRADE_REQUEST: &str = "GET /health/live HTTP/1.1\r\nHost: e2e\r\n\
+const UPGRADE_REQUEST: &str = "GET /health/live HTTP/1.1\r\nHost: localhost\r\n\
     Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
     HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
 
@@ -55,7 +55,11 @@ fn upgrade_request_gets_a_complete_answer(addr: std::net::SocketAddr) {
     assert_eq!(first.status, 200, "{first:?}");
     assert_eq!(first.json(), json!({"status": "alive"}));
     // Still a working HTTP/1.1 keep-alive connection.
-    write!(stream, "GET /health/ready HTTP/1.1\r\nHost: e2e\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET /health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
     let second = http::read_response(&mut reader).unwrap();
     assert_eq!(second.status, 200, "{second:?}");
     assert_eq!(second.json(), json!({"status": "ready"}));

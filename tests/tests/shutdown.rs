@@ -97,7 +97,7 @@ fn requests_fully_written_before_sigterm_are_all_answered() {
     let mut connections: Vec<_> = (0..20)
         .map(|_| {
             let mut s = http::connect(app.addr).unwrap();
-            write!(s, "GET /health/ready HTTP/1.1\r\nHost: e2e\r\n\r\n").unwrap();
+            write!(s, "GET /health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
             BufReader::new(s)
         })
         .collect();
@@ -138,7 +138,7 @@ fn idle_keep_alive_connections_do_not_hold_up_exit() {
     let mut app = TestApp::spawn("orchestrate", &[("SHUTDOWN_GRACE_PERIOD", "30s")]);
     // An idle HTTP/1.1 keep-alive connection...
     let mut idle = http::connect(app.addr).unwrap();
-    write!(idle, "GET /health/live HTTP/1.1\r\nHost: e2e\r\n\r\n").unwrap();
+    write!(idle, "GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut reader = BufReader::new(idle.try_clone().unwrap());
     assert_eq!(http::read_response(&mut reader).unwrap().status, 200);
     // ...and an idle h2c connection.

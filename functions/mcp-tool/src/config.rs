@@ -12,7 +12,8 @@ use crate::tools::{huggingface, weather};
 
 /// `MCP_TOOL_CONFIG`: path of the YAML configuration file.
 pub const MCP_TOOL_CONFIG: &str = "MCP_TOOL_CONFIG";
-/// `MCP_ALLOWED_ORIGINS`: comma-separated browser origins allowed to call `/mcp`.
+/// `MCP_ALLOWED_ORIGINS`: comma-separated browser origins allowed to call mcp-tool (added to
+/// the runtime's `ALLOWED_ORIGINS`).
 pub const MCP_ALLOWED_ORIGINS: &str = "MCP_ALLOWED_ORIGINS";
 /// `MCP_TOOLS`: comma-separated tool names; when set, only these are served.
 pub const MCP_TOOLS: &str = "MCP_TOOLS";

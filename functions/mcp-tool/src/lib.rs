@@ -45,20 +45,19 @@ pub fn setup(mut app: App) -> Result<App, StartupError> {
     );
     let handler = mcp_http::McpHandler::new(registry.clone(), FUNCTION.version)
         .map_err(|e| StartupError::Other(format!("tool list: {e}")))?;
-    let access = mcp_http::Access {
-        loopback: runtime.host.is_loopback(),
-        allowed_origins: config.allowed_origins,
-        max_body_bytes: runtime.limits.max_body_bytes,
-    };
-    let limit = runtime.limits.max_grpc_message_bytes;
+    // The runtime enforces MAX_GRPC_MESSAGE_BYTES on every gRPC service; tonic's own 4 MiB
+    // default would otherwise cap a larger setting.
     let grpc = pb::mcp_service_server::McpServiceServer::new(Arc::new(grpc::Service::new(
         registry,
         FUNCTION.version,
     )))
-    .max_decoding_message_size(limit)
-    .max_encoding_message_size(limit);
+    .max_decoding_message_size(usize::MAX)
+    .max_encoding_message_size(usize::MAX);
+    // Host and Origin checks are the runtime's, for every route: the browser origins this
+    // config allows are added to ALLOWED_ORIGINS.
     Ok(app
-        .rest(mcp_http::router(handler, &access))
+        .allow_origins(config.allowed_origins)
+        .rest(mcp_http::router(handler, runtime.limits.max_body_bytes))
         .grpc(grpc)
         .file_descriptor_set(pb::FILE_DESCRIPTOR_SET))
 }

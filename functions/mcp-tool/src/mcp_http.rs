@@ -222,42 +222,15 @@ impl Reporter for HttpReporter {
     }
 }
 
-/// Who may call: bound to loopback, only local Host and Origin values (DNS-rebinding
-/// protection); otherwise any Host (Cloud Run's `*.run.app`, custom domains) and only the
-/// configured browser Origins.
-#[derive(Debug, Clone)]
-pub struct Access {
-    /// Whether the listener is bound to a loopback address.
-    pub loopback: bool,
-    /// `MCP_ALLOWED_ORIGINS`.
-    pub allowed_origins: Vec<String>,
-    /// Largest request body.
-    pub max_body_bytes: usize,
-}
-
-/// The `/mcp` route.
-pub fn router(handler: McpHandler, access: &Access) -> Router {
-    let mut config = StreamableHttpServerConfig::default()
+/// The `/mcp` route. Host and Origin are checked by the runtime's access guard in front of
+/// every route, so rmcp's own checks are off.
+pub fn router(handler: McpHandler, max_body_bytes: usize) -> Router {
+    let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
-        .with_max_request_body_bytes(access.max_body_bytes);
-    let mut origins = access.allowed_origins.clone();
-    if access.loopback {
-        config = config.with_allowed_hosts(["localhost", "127.0.0.1", "::1", "[::1]"]);
-        origins.extend(
-            ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
-                .into_iter()
-                .map(String::from),
-        );
-    } else {
-        config = config.disable_allowed_hosts();
-    }
-    // An empty list still refuses every Origin a browser sends: no origin is trusted unless
-    // configured.
-    config = config
-        .with_allowed_origins(origins)
-        .enforce_origin_validation();
+        .with_max_request_body_bytes(max_body_bytes)
+        .disable_allowed_hosts();
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),

@@ -1,44 +1,45 @@
 //! The accept loop: one listener, HTTP/1.1 and h2c (or TLS with ALPN) on every connection,
-//! a cap on open connections answered with 503, and a drain on shutdown that loses no request
+//! a cap on open connections answered with 503 (and a hard cap closed at once), each
+//! connection watched for its lifetime limits, and a drain on shutdown that loses no request
 //! the client had already sent.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
+use axum::response::IntoResponse;
+use http::{Request, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::PeerAddr;
-use crate::config::Limits;
+use super::connection::{ConnState, Decision, InFlightBody, NO_DEADLINE, WatchedIo};
+use crate::config::{ConnectionTimeouts, Limits};
+use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 
 /// How long a TLS handshake may take before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after an accept error (such as running out of file descriptors) before retrying.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
-/// On drain, how long a connection that has not delivered a request yet may take to do so.
-/// A client that connected before the signal has usually written its request already; hyper
-/// would otherwise drop those unread bytes and reset the connection.
-const FIRST_REQUEST_WINDOW: Duration = Duration::from_secs(1);
 
 pub(crate) struct Listener {
     pub(crate) listener: TcpListener,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) limits: Limits,
+    pub(crate) timeouts: ConnectionTimeouts,
     pub(crate) metrics: Metrics,
 }
 
@@ -48,8 +49,19 @@ struct Shared {
     app: Router,
     tls: Option<TlsAcceptor>,
     metrics: Metrics,
+    timeouts: ConnectionTimeouts,
+    /// Connections open now (ours, not the gauge, which a scrape may read mid-update).
+    open: AtomicUsize,
+    /// Beyond this, connections are answered 503 and closed after that answer.
     max_connections: usize,
+    /// Beyond this, connections are closed at once, before any TLS handshake or read.
+    hard_cap: usize,
     draining: watch::Receiver<bool>,
+}
+
+/// Connections past `MAX_CONNECTIONS` that still get their 503: a quarter more, at least 16.
+fn hard_cap(max_connections: usize) -> usize {
+    max_connections.saturating_add((max_connections / 4).max(16))
 }
 
 impl Listener {
@@ -65,11 +77,14 @@ impl Listener {
     ) -> usize {
         let (drain_tx, draining) = watch::channel(false);
         let shared = Arc::new(Shared {
-            builder: builder(&self.limits),
+            builder: builder(&self.limits, &self.timeouts),
             app,
             tls: self.tls,
             metrics: self.metrics,
+            timeouts: self.timeouts,
+            open: AtomicUsize::new(0),
             max_connections: self.limits.max_connections,
+            hard_cap: hard_cap(self.limits.max_connections),
             draining,
         });
         let tracker = TaskTracker::new();
@@ -109,17 +124,25 @@ fn accept_queued(listener: &TcpListener) -> Option<std::io::Result<(TcpStream, S
     }
 }
 
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+fn builder(limits: &Limits, timeouts: &ConnectionTimeouts) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper answers a request head larger than its read buffer with 431.
+    // Heads up to the limit are parsed and answered with a JSON 431 by the access guard;
+    // hyper's own (bodiless) 431 is the backstop at twice the limit.
+    let parser_limit = limits.max_header_bytes.saturating_mul(2);
     builder
         .http1()
         .timer(TokioTimer::new())
-        .max_buf_size(limits.max_header_bytes);
+        // hyper's header timer also runs while a keep-alive connection waits for its next
+        // request, which would close idle connections the front end means to reuse: the
+        // connection watcher below times heads from their first byte instead.
+        .header_read_timeout(None)
+        .max_buf_size(parser_limit);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .keep_alive_interval(timeouts.h2_keepalive_interval)
+        .keep_alive_timeout(timeouts.h2_keepalive_timeout)
+        .max_header_list_size(u32::try_from(parser_limit).unwrap_or(u32::MAX));
     builder
 }
 
@@ -129,19 +152,25 @@ fn spawn_connection(
     stream: TcpStream,
     peer: SocketAddr,
 ) {
+    let open = shared.open.load(Ordering::Relaxed);
+    if open >= shared.hard_cap {
+        tracing::debug!(%peer, open, "connection refused: over the hard cap");
+        return;
+    }
     let _ = stream.set_nodelay(true);
-    let guard = ConnectionGuard::new(shared.metrics.clone());
-    let over_limit = shared.metrics.active_connections.get() > shared.max_connections as i64;
+    let guard = ConnectionGuard::new(shared.clone());
+    let over_limit = open >= shared.max_connections;
     let shared = shared.clone();
     tracker.spawn(async move {
         let _guard = guard;
+        let state = Arc::new(ConnState::new(over_limit));
         match &shared.tls {
-            None => serve_connection(&shared, stream, peer, over_limit).await,
+            None => serve_connection(&shared, stream, peer, state).await,
             Some(acceptor) => {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => {
-                        serve_connection(&shared, tls_stream, peer, over_limit).await
-                    }
+                // The handshake counts against the first-request deadline.
+                let budget = shared.timeouts.first_request.min(TLS_HANDSHAKE_TIMEOUT);
+                match tokio::time::timeout(budget, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(&shared, tls_stream, peer, state).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
@@ -150,42 +179,82 @@ fn spawn_connection(
     });
 }
 
-async fn serve_connection<IO>(shared: &Shared, io: IO, peer: SocketAddr, over_limit: bool)
+async fn serve_connection<IO>(shared: &Shared, io: IO, peer: SocketAddr, state: Arc<ConnState>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Stores a permit once the connection has delivered a request (see FIRST_REQUEST_WINDOW).
-    let first_request = Arc::new(Notify::new());
-    let seen = first_request.clone();
     let app = shared.app.clone();
+    let conn_state = state.clone();
     let service = tower::service_fn(move |mut req: Request<Incoming>| {
-        seen.notify_one();
+        let http2 = req.version() == http::Version::HTTP_2;
+        let in_flight = conn_state.request_started(http2);
         let app = app.clone();
+        let over_limit = conn_state.over_limit;
         async move {
-            if over_limit {
-                return Ok::<_, Infallible>(over_capacity());
-            }
-            req.extensions_mut().insert(PeerAddr(peer));
-            app.oneshot(req).await
+            let response = if over_limit {
+                over_capacity(http2)
+            } else {
+                req.extensions_mut().insert(PeerAddr(peer));
+                match app.oneshot(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            };
+            // The request counts as in flight until its response body is done or dropped.
+            Ok::<_, Infallible>(response.map(|body| {
+                axum::body::Body::new(InFlightBody {
+                    inner: body,
+                    _guard: in_flight,
+                })
+            }))
         }
     });
+    let io = WatchedIo {
+        inner: io,
+        state: state.clone(),
+    };
     let conn = shared
         .builder
         .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);
     let mut draining = shared.draining.clone();
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = async { drop(draining.wait_for(|d| *d).await) } => {
-            tokio::select! {
-                result = conn.as_mut() => result,
-                () = async {
-                    let _ = tokio::time::timeout(FIRST_REQUEST_WINDOW, first_request.notified()).await;
-                } => {
-                    // In-flight requests finish; idle keep-alive connections close now.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+    let mut drain_since: Option<Instant> = None;
+    let mut closing: Option<Instant> = None;
+    let result = loop {
+        let now = Instant::now();
+        let wake = match closing {
+            Some(deadline) => deadline,
+            None => state.next_deadline(&shared.timeouts, drain_since, now),
+        };
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            changed = draining.wait_for(|d| *d), if drain_since.is_none() => {
+                if changed.is_ok() {
+                    drain_since = Some(Instant::now());
                 }
+            }
+            () = state.changed.notified() => {}
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        let now = Instant::now();
+        if closing.is_some_and(|deadline| now >= deadline) {
+            tracing::debug!(%peer, "connection closed: it did not finish closing in time");
+            return;
+        }
+        if closing.is_some() {
+            continue;
+        }
+        match state.decide(&shared.timeouts, drain_since, now) {
+            Decision::Wait => {}
+            Decision::Close(why) => {
+                tracing::debug!(%peer, why, "connection closed");
+                return;
+            }
+            Decision::Shutdown { why, within } => {
+                tracing::debug!(%peer, why, "connection closing gracefully");
+                // In-flight requests finish; HTTP/2 peers get a GOAWAY; idle ones close now.
+                conn.as_mut().graceful_shutdown();
+                closing = Some(now + within.unwrap_or(NO_DEADLINE));
             }
         }
     };
@@ -193,40 +262,39 @@ where
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
-
-/// The answer on a connection beyond `MAX_CONNECTIONS`: a clear 503 rather than a reset.
-fn over_capacity() -> axum::response::Response {
-    let mut response = Response::new(axum::body::Body::new(Full::new(Bytes::from_static(
-        br#"{"error":"too many connections","status":503}"#,
-    ))));
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("close"),
-    );
-    headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+/// The answer on a connection beyond `MAX_CONNECTIONS`: a clear 503 rather than a reset. The
+/// connection then closes (HTTP/1: `Connection: close`; HTTP/2: GOAWAY, sent by the watcher).
+fn over_capacity(http2: bool) -> axum::response::Response {
+    let mut response = ApiError::new(ErrorKind::Unavailable, "too many connections")
+        .retry_after(1)
+        .into_response();
+    // HTTP/2 forbids connection headers; its GOAWAY says the same.
+    if !http2 {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 
-/// Counts a connection in the `aixgo_active_connections` gauge for as long as it is open.
+/// Counts a connection, in our cap and in the `aixgo_active_connections` gauge, for as long as
+/// it is open.
 struct ConnectionGuard {
-    metrics: Metrics,
+    shared: Arc<Shared>,
 }
 
 impl ConnectionGuard {
-    fn new(metrics: Metrics) -> Self {
-        metrics.active_connections.inc();
-        Self { metrics }
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.open.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.active_connections.inc();
+        Self { shared }
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.metrics.active_connections.dec();
+        self.shared.open.fetch_sub(1, Ordering::Relaxed);
+        self.shared.metrics.active_connections.dec();
     }
 }

@@ -1,6 +1,12 @@
 //! The one-port server: REST (axum), gRPC (tonic) and gRPC-Web (tonic-web) on one listener
-//! that speaks HTTP/1.1 and h2c, with health, metrics, reflection, limits and graceful drain.
+//! that speaks HTTP/1.1 and h2c, with health, metrics, reflection, limits, the access guard and
+//! graceful drain; and what long-lived handlers need from it (the shutdown signal, a task
+//! tracker, per-route limits, layers over every route).
 
+mod access;
+mod connection;
+mod grpc_limits;
+mod limits;
 mod listener;
 mod reflection;
 mod shutdown;
@@ -13,22 +19,26 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
 use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+
+pub use access::AccessPolicy;
+pub use limits::{Deadline, RouteLimits};
 
 use crate::config::{Env, RuntimeConfig};
-use crate::error::StartupError;
+use crate::error::{ApiError, ErrorKind, StartupError};
 use crate::health::{self, Health, HealthService, Identity};
 use crate::logging::{self, RequestLog};
 use crate::metrics::{self, GrpcMetricsLayer, Metrics};
+use grpc_limits::GrpcLimitsLayer;
 
 /// The client's socket address, in every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +83,7 @@ pub struct Function {
 }
 
 /// A function being assembled: its configuration, health, metrics and routes. Built by
-/// [`crate::run`]; the function adds routes, gRPC services and checks, then it serves.
+/// [`crate::run`]; the function adds routes, gRPC services, checks and layers, then it serves.
 pub struct App {
     function: Function,
     env: Env,
@@ -85,6 +95,32 @@ pub struct App {
     grpc: Router,
     grpc_names: Vec<String>,
     descriptors: Vec<&'static [u8]>,
+    allowed_origins: Vec<String>,
+    layers: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
+    shutdown: Shutdown,
+    tasks: TaskTracker,
+}
+
+/// The shutdown signal, for handlers with long-lived work: resolves when SIGTERM (or SIGINT)
+/// starts the drain, so an SSE or gRPC stream can send its final event and end within the
+/// grace period.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(CancellationToken);
+
+impl Shutdown {
+    /// Resolves once the drain has begun.
+    pub async fn signalled(&self) {
+        self.0.cancelled().await;
+    }
+
+    /// Whether the drain has begun.
+    pub fn is_signalled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    fn signal(&self) {
+        self.0.cancel();
+    }
 }
 
 impl App {
@@ -104,6 +140,7 @@ impl App {
         Self {
             function,
             env,
+            allowed_origins: config.allowed_origins.clone(),
             config: Arc::new(config),
             health,
             metrics,
@@ -112,6 +149,9 @@ impl App {
             grpc: Router::new(),
             grpc_names: Vec::new(),
             descriptors: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
+            layers: Vec::new(),
+            shutdown: Shutdown::default(),
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -145,16 +185,43 @@ impl App {
         self.function
     }
 
-    /// Adds REST routes (an axum router whose state is already applied).
-    pub fn rest(mut self, router: Router) -> Self {
+    /// The shutdown signal (see [`Shutdown`]).
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Work a request starts that must finish before the process exits: spawn it on this
+    /// tracker and the drain waits for it (within the grace period). Never use it for work
+    /// after a response: Cloud Run throttles the CPU then.
+    pub fn tasks(&self) -> TaskTracker {
+        self.tasks.clone()
+    }
+
+    /// The default limits of REST routes, to adjust for [`Self::rest_with_limits`].
+    pub fn route_limits(&self) -> RouteLimits {
+        RouteLimits::from_config(&self.config.limits)
+    }
+
+    /// Adds REST routes (an axum router whose state is already applied), under the default
+    /// limits.
+    pub fn rest(self, router: Router) -> Self {
+        let limits = self.route_limits();
+        self.rest_with_limits(router, limits)
+    }
+
+    /// Adds REST routes under their own limits (a streaming route may need a longer time limit
+    /// and a smaller body limit than the default).
+    pub fn rest_with_limits(mut self, router: Router, limits: RouteLimits) -> Self {
+        let router = router.layer(from_fn_with_state(limits, limits::limit));
         self.rest = self.rest.merge(router);
         self
     }
 
-    /// Adds a gRPC service, served for gRPC and gRPC-Web (binary and text) with metrics.
+    /// Adds a gRPC service, served for gRPC and gRPC-Web (binary and text) with metrics and
+    /// the runtime's deadline and message limits.
     pub fn grpc<S: GrpcService>(mut self, service: S) -> Self {
         self.grpc_names.push(S::NAME.to_owned());
-        self.grpc = add_grpc(self.grpc, service, &self.metrics);
+        self.grpc = self.add_grpc(self.grpc.clone(), service);
         self
     }
 
@@ -164,41 +231,85 @@ impl App {
         self
     }
 
+    /// Adds browser origins allowed to call every route (besides `ALLOWED_ORIGINS`).
+    pub fn allow_origins(mut self, origins: impl IntoIterator<Item = String>) -> Self {
+        self.allowed_origins.extend(origins);
+        self
+    }
+
+    /// Applies a tower layer to every route, REST, gRPC and gRPC-Web alike (after the access
+    /// guard, before routing): authentication plugs in here. Layers added later run first.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request>>::Future: Send + 'static,
+    {
+        self.layers
+            .push(Box::new(move |router: Router| router.layer(layer)));
+        self
+    }
+
+    /// Wraps a gRPC service with limits (innermost), metrics and gRPC-Web translation
+    /// (outermost), and routes `/{Service}/*` to it, as tonic's own `Routes` does.
+    fn add_grpc<S: GrpcService>(&self, router: Router, service: S) -> Router {
+        let limits = GrpcLimitsLayer {
+            max_message_bytes: self.config.limits.max_grpc_message_bytes,
+            max_duration: self.config.limits.request_timeout,
+        };
+        let service = tonic_web::GrpcWebLayer::new()
+            .layer(GrpcMetricsLayer::new(self.metrics.clone()).layer(limits.layer(service)));
+        router.route_service(
+            &format!("/{}/{{*rest}}", S::NAME),
+            tower::ServiceExt::map_request(service, |req: Request| req.map(Body::new)),
+        )
+    }
+
     /// The whole service as one router (what the listener serves; tests call it directly).
-    pub fn into_router(self) -> Router {
-        let limits = &self.config.limits;
-        let mut grpc = self.grpc;
-        grpc = add_grpc(
+    pub fn into_router(mut self) -> Router {
+        let grpc = std::mem::take(&mut self.grpc);
+        let grpc = self.add_grpc(
             grpc,
             HealthService::new(self.health.clone(), self.grpc_names.clone()),
-            &self.metrics,
         );
-        let (v1, v1alpha) = reflection::services(self.descriptors);
-        grpc = add_grpc(grpc, v1, &self.metrics);
-        grpc = add_grpc(grpc, v1alpha, &self.metrics);
+        let (v1, v1alpha) = reflection::services(std::mem::take(&mut self.descriptors));
+        let grpc = self.add_grpc(grpc, v1);
+        let grpc = self.add_grpc(grpc, v1alpha);
 
         let request_log = RequestLog {
             metadata_base: (self.config.on_platform() && self.config.project_id.is_none())
                 .then(|| Arc::from(self.config.metadata_host.as_str())),
         };
-        let rest = Router::new()
+        let guard = access::Guard::new(AccessPolicy {
+            loopback: self.config.host.is_loopback(),
+            allowed_origins: self.allowed_origins,
+            max_header_bytes: self.config.limits.max_header_bytes,
+        });
+        let defaults = RouteLimits::from_config(&self.config.limits);
+        let runtime_routes = Router::new()
             .merge(health::router(self.health.clone()))
             .merge(metrics::router(Arc::new(self.registry)))
+            .layer(from_fn_with_state(defaults, limits::limit));
+        let mut router = runtime_routes
             .merge(self.rest)
-            // REST only: gRPC has its own deadlines (grpc-timeout) and message limits.
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                limits.request_timeout,
-            ))
-            .layer(RequestBodyLimitLayer::new(limits.max_body_bytes));
-        rest.merge(grpc)
+            .merge(grpc)
             .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed);
+        for layer in self.layers {
+            router = layer(router);
+        }
+        router
             // Per route, so the route template is known; gRPC calls are skipped here and
             // counted by the gRPC metrics layer instead.
             .layer(from_fn_with_state(
                 self.metrics.clone(),
                 metrics::record_http,
             ))
+            // Before any route or function layer: refused requests never reach them, and
+            // preflights from allowed origins are answered here.
+            .layer(from_fn_with_state(guard, access::guard))
             // Outermost but for panics: the trace span and request log cover everything.
             .layer(from_fn_with_state(request_log, logging::log_request))
             // A panicking handler becomes a 500 for its own request only.
@@ -206,13 +317,16 @@ impl App {
     }
 
     /// Binds, serves until SIGTERM/SIGINT, then drains: readiness turns false at once, the
-    /// listener closes, in-flight requests get the grace period, logs are flushed.
+    /// shutdown signal fires, the listener closes, in-flight requests and tracked tasks get the
+    /// grace period, logs are flushed.
     pub async fn serve(self) -> Result<(), StartupError> {
         let started = Instant::now();
         let config = self.config.clone();
         let function = self.function;
         let health = self.health.clone();
         let metrics = self.metrics.clone();
+        let shutdown_signal = self.shutdown.clone();
+        let tasks = self.tasks.clone();
         let signals = shutdown::Signals::install()
             .map_err(|e| StartupError::Other(format!("cannot install signal handlers: {e}")))?;
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
@@ -238,9 +352,12 @@ impl App {
         );
         let grace = config.grace_period;
         let drain_health = health.clone();
+        let (drain_started_tx, drain_started) = tokio::sync::oneshot::channel();
         let shutdown = async move {
             let signal = signals.recv().await;
+            let _ = drain_started_tx.send(tokio::time::Instant::now());
             drain_health.set_draining();
+            shutdown_signal.signal();
             tracing::info!(
                 signal,
                 grace_seconds = grace.as_secs_f64(),
@@ -251,15 +368,26 @@ impl App {
             listener,
             tls,
             limits: config.limits.clone(),
+            timeouts: config.timeouts.clone(),
             metrics,
         };
         let cut = listener.serve(router, shutdown, grace).await;
-        if cut == 0 {
+        // Tracked work gets what is left of the grace period.
+        tasks.close();
+        let grace_ends = drain_started
+            .await
+            .map_or_else(|_| tokio::time::Instant::now(), |at| at + grace);
+        let unfinished = match tokio::time::timeout_at(grace_ends, tasks.wait()).await {
+            Ok(()) => 0,
+            Err(_) => tasks.len(),
+        };
+        if cut == 0 && unfinished == 0 {
             tracing::info!("drained; exiting");
         } else {
             tracing::warn!(
                 open_connections = cut,
-                "grace period over with connections still open; exiting"
+                unfinished_tasks = unfinished,
+                "grace period over with work still running; exiting"
             );
         }
         use std::io::Write as _;
@@ -268,55 +396,38 @@ impl App {
     }
 }
 
-/// Wraps a gRPC service with metrics (inside) and gRPC-Web translation (outside), and routes
-/// `/{Service}/*` to it, as tonic's own `Routes` does.
-fn add_grpc<S: GrpcService>(router: Router, service: S, metrics: &Metrics) -> Router {
-    let service =
-        tonic_web::GrpcWebLayer::new().layer(GrpcMetricsLayer::new(metrics.clone()).layer(service));
-    router.route_service(
-        &format!("/{}/{{*rest}}", S::NAME),
-        tower::ServiceExt::map_request(service, |req: Request| req.map(Body::new)),
-    )
-}
-
 /// No route: gRPC callers get UNIMPLEMENTED, everyone else a JSON 404.
 async fn not_found(req: Request) -> Response {
-    let is_grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"));
-    if is_grpc {
-        let path = req.uri().path();
+    let path = req.uri().path();
+    if crate::error::is_grpc(req.headers()) {
         return tonic::Status::unimplemented(format!("unknown service or method {path}"))
             .into_http::<Body>()
             .into_response();
     }
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({"error": format!("no route for {} {}", req.method(), req.uri().path()), "status": 404})),
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("no route for {} {path}", req.method()),
     )
-        .into_response()
+    .into_response()
 }
 
-fn panic_response(
-    panic: Box<dyn std::any::Any + Send + 'static>,
-) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+/// A route that exists, asked with a method it does not serve.
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .into_response_for(req.headers())
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let detail = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
     tracing::error!(panic = detail, "handler panicked");
-    let mut response = http::Response::new(http_body_util::Full::from(
-        r#"{"error":"internal error","status":500}"#,
-    ));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
+    ApiError::new(ErrorKind::Internal, "internal error").into_response()
 }
 
 #[cfg(test)]
@@ -324,6 +435,7 @@ mod tests {
     use super::*;
     use axum::body::Body as AxumBody;
     use axum::routing::{get, post};
+    use http::StatusCode;
     use tower::ServiceExt;
 
     const TEST: Function = Function {
