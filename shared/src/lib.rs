@@ -9,6 +9,7 @@ pub mod health;
 pub mod http_client;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod process;
 pub mod server;
 
