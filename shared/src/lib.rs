@@ -6,9 +6,9 @@ pub mod config;
 pub mod error;
 pub mod gcp;
 pub mod health;
-pub mod http_client;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod process;
 pub mod server;
 

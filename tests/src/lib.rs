@@ -9,6 +9,7 @@
 //! - [`grpc_web`]: gRPC-Web frames built and parsed by hand;
 //! - [`metrics`]: Prometheus text parsed into samples, and `promtool check metrics`;
 //! - [`metadata`]: a loopback fake of the GCE metadata server;
+//! - [`upstream`]: loopback upstreams for outbound calls (fixed answer, hang, huge body);
 //! - [`formats`] and [`seed`]: RFC 3339 timestamps, Go-style durations, the seed's `/health`;
 //! - [`clients`]: reqwest (HTTP/1.1, h2c) and tonic clients with generous timeouts.
 //!
@@ -492,6 +493,8 @@ pub mod grpc_web;
 pub mod metrics;
 
 pub mod metadata;
+
+pub mod upstream;
 
 pub mod formats;
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use e2e::clients::{grpc_channel, http1};
 use e2e::metrics::{parse, value};
+use e2e::upstream::Upstream;
 use e2e::{DEFAULT_GRACE_PERIOD, EXIT_SLACK, InFlight, TestApp, closed_port, run};
 use serde_json::{Value, json};
 use tonic_health::pb::HealthCheckRequest;
@@ -194,4 +195,136 @@ fn probe_exits_1_against_a_draining_function() {
         app.wait_exit(Duration::from_secs(20) + EXIT_SLACK).code(),
         Some(0)
     );
+}
+
+/// A non-critical target that never answers must not hold up readiness: `/health/ready` only
+/// looks at critical checks. The client gives up long before the target's timeout would end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_answers_while_a_non_critical_target_hangs() {
+    let hung = Upstream::hanging();
+    let targets = format!("hung=http://{}", hung.addr);
+    let health = TestApp::start(
+        "health",
+        &[
+            ("HEALTH_TARGETS", &targets),
+            ("HEALTH_TARGET_TIMEOUT", "30s"),
+        ],
+    );
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = quick
+            .get(health.url("/health/ready"))
+            .send()
+            .await
+            .expect("readiness answers without waiting for the hung target");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ready"}));
+    }
+    let mut grpc = HealthClient::new(grpc_channel(health.addr).await);
+    let status = tokio::time::timeout(
+        Duration::from_secs(3),
+        grpc.check(HealthCheckRequest::default()),
+    )
+    .await
+    .expect("gRPC health answers without waiting for the hung target")
+    .unwrap()
+    .into_inner()
+    .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    assert!(hung.heads().is_empty(), "readiness never asked the target");
+}
+
+/// A target that answers 3xx (a login redirect, a moved service) is not ready, and the redirect
+/// is not followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_target_is_not_ready() {
+    let login = Upstream::answering("302 Found", "Location: /login\r\n", "");
+    let targets = format!("login=http://{}", login.addr);
+    let health = TestApp::start(
+        "health",
+        &[
+            ("HEALTH_TARGETS", &targets),
+            ("HEALTH_TARGETS_CRITICAL", "true"),
+        ],
+    );
+    let http = http1();
+    let r = http.get(health.url("/health/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "not ready", "reason": "critical check failing: login"})
+    );
+    let body: Value = http
+        .get(health.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let check = &body["checks"]["login"];
+    assert_eq!(check["status"], "unhealthy", "{body}");
+    assert!(
+        check["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("302 Found: redirects are not followed")),
+        "{body}"
+    );
+    assert!(
+        login
+            .heads()
+            .iter()
+            .all(|h| h.starts_with("GET /health/ready ")),
+        "never followed to /login: {:?}",
+        login.heads()
+    );
+
+    let (code, line) = probe(&[&login.base()]);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(line.contains("302 Found"), "{line}");
+}
+
+/// Userinfo and query strings of target URLs are sent (userinfo as basic authentication) but
+/// never shown: not in `/health`, not in the logs, not in `health probe` output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_credentials_never_appear() {
+    const SECRETS: [&str; 6] = ["admin", "s3cret", "t0ken", "bob", "hunter2", "k3y"];
+    let up = Upstream::answering("200 OK", "", "{\"status\":\"ready\"}");
+    let (ok, gone) = (
+        format!("http://admin:s3cret@{}/health/ready?token=t0ken", up.addr),
+        format!("http://bob:hunter2@127.0.0.1:{}/?key=k3y", closed_port()),
+    );
+    let targets = format!("up={ok},gone={gone}");
+    let health = TestApp::spawn("health", &[("HEALTH_TARGETS", &targets)]);
+    let text = http1()
+        .get(health.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["checks"]["up"]["status"], "healthy", "{body}");
+    assert_eq!(body["checks"]["gone"]["status"], "unhealthy", "{body}");
+    let [head] = up.heads().try_into().unwrap();
+    assert!(
+        head.to_lowercase().contains("authorization: basic"),
+        "the userinfo was sent as basic authentication: {head}"
+    );
+
+    let mut shown = vec![text];
+    shown.extend(health.logs());
+    for url in [&ok, &gone] {
+        let (_, line) = probe(&[url]);
+        shown.push(line);
+    }
+    for text in &shown {
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "{secret:?} shown in: {text}");
+        }
+    }
 }

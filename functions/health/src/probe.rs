@@ -30,11 +30,11 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     match runtime.block_on(target.check(timeout)) {
         Ok(message) => {
-            println!("ok {}: {message}", target.url);
+            println!("ok {}: {message}", target.shown);
             ExitCode::SUCCESS
         }
         Err(message) => {
-            println!("fail {}: {message}", target.url);
+            println!("fail {}: {message}", target.shown);
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,9 @@
-//! One readiness target: an HTTP function (its `/health/ready`) or a gRPC server
-//! (`grpc.health.v1.Health/Check` for the overall status).
+//! One readiness target: an HTTP function (its `/health/ready`, ready only on 2xx, redirects
+//! not followed) or a gRPC server (`grpc.health.v1.Health/Check` for the overall status).
 
 use std::time::{Duration, Instant};
+
+use aixrun::outbound::{Call, Request, StatusCode, Url};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -26,8 +28,11 @@ pub enum Protocol {
 pub struct Target {
     /// Name in `/health` and the `target` label.
     pub name: String,
-    /// What is requested: for HTTP the full readiness URL, for gRPC the endpoint.
+    /// What is requested: for HTTP the full readiness URL (userinfo is sent as basic
+    /// authentication), for gRPC the endpoint.
     pub url: String,
+    /// The URL as `/health`, logs and `health probe` show it: no userinfo, no query.
+    pub shown: String,
     /// How it is asked.
     pub protocol: Protocol,
 }
@@ -51,16 +56,21 @@ impl Target {
                 };
                 (Protocol::Http, url)
             }
-            "grpc" => (Protocol::Grpc, format!("http://{rest}")),
-            "grpcs" => (Protocol::Grpc, format!("https://{rest}")),
+            // gRPC health has no use for userinfo or a query: neither is kept.
+            "grpc" => (Protocol::Grpc, redacted(&format!("http://{rest}"))),
+            "grpcs" => (Protocol::Grpc, redacted(&format!("https://{rest}"))),
             other => {
                 return Err(format!(
                     "scheme {other:?} is not http, https, grpc or grpcs"
                 ));
             }
         };
+        if Url::parse(&url).is_err() {
+            return Err(format!("{:?} is not a URL", redacted(&url)));
+        }
         Ok(Self {
             name: name.to_owned(),
+            shown: redacted(&url),
             url,
             protocol,
         })
@@ -118,51 +128,54 @@ pub struct DependencyMetrics {
     pub latency: Family<TargetLabels, Histogram, fn() -> Histogram>,
 }
 
+/// Longest part of a not-ready answer's body quoted in the message.
+const MAX_QUOTED_BYTES: usize = 200;
+
+/// Ready on 2xx only: a 3xx (a login page, a moved service) is not the target answering ready,
+/// and the redirect is not followed.
 async fn http_ready(url: &str, timeout: Duration) -> Result<String, String> {
-    let response = aixrun::http_client::get()
-        .get(url)
-        .timeout(timeout)
-        .send()
+    let url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
+    let call = Call::new(timeout, MAX_QUOTED_BYTES);
+    let response = Request::get(url)
+        .send(&call)
         .await
-        .map_err(|e| describe_reqwest(&e, timeout))?;
+        .map_err(|e| e.to_string())?;
     let status = response.status();
-    if status.is_success() || status.is_redirection() {
-        Ok(format!("{} {}", status.as_u16(), reason(status)))
-    } else {
-        let body = response.text().await.unwrap_or_default();
-        let body: String = body.chars().take(200).collect();
-        Err(format!(
-            "{} {}: {}",
-            status.as_u16(),
-            reason(status),
-            body.trim()
-        ))
+    let line = format!("{} {}", status.as_u16(), reason(status));
+    if status.is_success() {
+        return Ok(line);
     }
+    if status.is_redirection() {
+        return Err(format!("{line}: redirects are not followed"));
+    }
+    let body = response.body_prefix(MAX_QUOTED_BYTES).await;
+    Err(format!("{line}: {}", String::from_utf8_lossy(&body).trim()))
 }
 
-fn reason(status: reqwest::StatusCode) -> &'static str {
+fn reason(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("")
 }
 
-fn describe_reqwest(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
-        format!("no answer within {timeout:?}")
-    } else if e.is_connect() {
-        let mut source: Option<&dyn std::error::Error> = Some(e);
-        let mut deepest = e.to_string();
-        while let Some(s) = source {
-            deepest = s.to_string();
-            source = s.source();
-        }
-        format!("cannot connect: {deepest}")
-    } else {
-        e.to_string()
+/// `url` without userinfo, query or fragment, for display.
+fn redacted(url: &str) -> String {
+    if !url.contains(['@', '?', '#']) {
+        return url.to_owned();
     }
+    let Ok(mut parsed) = Url::parse(url) else {
+        // Not a URL: show only what comes before anything secret could start.
+        let cut = url.find(['@', '?', '#']).unwrap_or(url.len());
+        return format!("{}…", &url[..cut]);
+    };
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    parsed.to_string()
 }
 
 async fn grpc_serving(url: &str, timeout: Duration) -> Result<String, String> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("bad endpoint {url}: {e}"))?
+        .map_err(|e| format!("bad endpoint {}: {e}", redacted(url)))?
         .connect_timeout(timeout)
         .timeout(timeout);
     if url.starts_with("https://") {
@@ -215,5 +228,20 @@ mod tests {
         assert_eq!(t.url, "http://x/custom");
         let t = Target::parse("a", "grpc://x:9").unwrap();
         assert_eq!((t.url.as_str(), t.protocol), ("http://x:9", Protocol::Grpc));
+    }
+
+    #[test]
+    fn credentials_are_never_shown() {
+        let t = Target::parse("a", "https://admin:s3cret@x.run.app/ready?token=abc").unwrap();
+        assert_eq!(t.url, "https://admin:s3cret@x.run.app/ready?token=abc");
+        assert_eq!(t.shown, "https://x.run.app/ready");
+        let t = Target::parse("a", "http://u:p@x:1").unwrap();
+        assert_eq!(t.shown, "http://x:1/health/ready");
+        let t = Target::parse("a", "grpcs://u:p@x:443?k=v").unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.shown.as_str()),
+            ("https://x/", "https://x/")
+        );
+        assert_eq!(redacted("no url u:p@x"), "no url u:p…");
     }
 }

@@ -1,11 +1,24 @@
 //! The metadata server (`computeMetadata/v1`), as Cloud Run and GKE Workload Identity serve it.
 
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, HeaderValue};
+
+use crate::outbound::{Call, OutboundError, Request, Url};
+
+/// Largest answer read: metadata values are ids, names and tokens of a few KiB at most.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// Why a metadata read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    /// Could not reach it (not on Google Cloud, or `GCE_METADATA_HOST` is wrong).
+    /// Could not reach it (not on Google Cloud, or `GCE_METADATA_HOST` is wrong), or it did
+    /// not answer in time.
     #[error("metadata server unreachable: {0}")]
-    Unreachable(#[from] reqwest::Error),
+    Unreachable(#[from] OutboundError),
+    /// `GCE_METADATA_HOST` does not make a URL.
+    #[error("metadata server address {0:?} does not make a URL")]
+    BadBase(String),
     /// It answered with an error status.
     #[error("metadata server answered {status} for {path}")]
     Status {
@@ -19,13 +32,18 @@ pub enum MetadataError {
     NotMetadata(String),
 }
 
-/// `GET {base}/computeMetadata/v1/{path}` with the required `Metadata-Flavor` header.
-pub async fn get(base: &str, path: &str) -> Result<String, MetadataError> {
-    let url = format!("{base}/computeMetadata/v1/{path}");
-    let response = crate::http_client::get()
-        .get(url)
-        .header("Metadata-Flavor", "Google")
-        .send()
+/// `GET {base}/computeMetadata/v1/{path}` with the required `Metadata-Flavor` header, within
+/// `timeout`.
+pub async fn get(base: &str, path: &str, timeout: Duration) -> Result<String, MetadataError> {
+    let url = Url::parse(&format!("{base}/computeMetadata/v1/{path}"))
+        .map_err(|_| MetadataError::BadBase(base.to_owned()))?;
+    let call = Call::new(timeout, MAX_ANSWER_BYTES);
+    let response = Request::get(url)
+        .header(
+            HeaderName::from_static("metadata-flavor"),
+            HeaderValue::from_static("Google"),
+        )
+        .send(&call)
         .await?;
     let status = response.status();
     if !status.is_success() {
@@ -41,5 +59,6 @@ pub async fn get(base: &str, path: &str) -> Result<String, MetadataError> {
     {
         return Err(MetadataError::NotMetadata(path.to_owned()));
     }
-    Ok(response.text().await?)
+    let body = response.body_bytes().await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }

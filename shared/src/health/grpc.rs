@@ -37,7 +37,7 @@ impl HealthService {
     }
 
     async fn status(&self) -> ServingStatus {
-        if self.health.report().await.ready() {
+        if self.health.readiness().await.ready() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing

@@ -1,5 +1,10 @@
 //! Health: the lifecycle (starting, ready, draining), a registry of named checks whose results
-//! are cached for a TTL, and the report `/health`, `/health/ready` and `grpc.health.v1` all read.
+//! are cached for a TTL, the full report `/health` reads and the readiness (critical checks
+//! only) that `/health/ready` and `grpc.health.v1` read.
+//!
+//! Nothing runs in the background: Cloud Run throttles the CPU between requests, so a check
+//! runs inside the request that finds its cached result stale. Readiness awaits critical checks
+//! only; non-critical ones run when `/health` is asked, so one that hangs never slows readiness.
 
 mod grpc;
 mod routes;
@@ -218,15 +223,30 @@ impl Health {
         self.inner.started.elapsed()
     }
 
-    /// Runs every check whose cached result is older than the TTL (in parallel) and reports.
+    /// Every check, each run (in parallel) when its cached result is older than the TTL: what
+    /// `/health` shows.
     pub async fn report(&self) -> Report {
+        self.evaluate(|_| true).await
+    }
+
+    /// The phase and the critical checks only (run when their cached result is stale): what
+    /// `/health/ready` and `grpc.health.v1` answer. Non-critical checks are neither run nor
+    /// reported here.
+    pub async fn readiness(&self) -> Report {
+        self.evaluate(|check| check.critical).await
+    }
+
+    async fn evaluate(&self, wanted: impl Fn(&Check) -> bool) -> Report {
         let phase = self.phase();
         let checks: Vec<Arc<Check>> = self
             .inner
             .checks
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .iter()
+            .filter(|c| wanted(c))
+            .cloned()
+            .collect();
         let ttl = self.inner.ttl;
         let results =
             futures_util::future::join_all(checks.iter().map(|c| evaluate(c.clone(), ttl))).await;
@@ -331,6 +351,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn readiness_never_runs_non_critical_checks() {
+        let h = health();
+        h.set_ready();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = runs.clone();
+        h.add_check("hangs", false, move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::future::pending()
+        });
+        h.add_check("db", true, || async { Ok("OK".to_string()) });
+        let r = h.readiness().await;
+        assert!(r.ready());
+        assert_eq!(r.checks.keys().collect::<Vec<_>>(), ["db"]);
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
     async fn critical_failure_is_unhealthy_and_unready() {
         let h = health();
         h.set_ready();
@@ -339,6 +376,7 @@ mod tests {
         assert_eq!(r.status, Status::Unhealthy);
         assert!(!r.ready());
         assert_eq!(r.reason(), "critical check failing: db");
+        assert!(!h.readiness().await.ready());
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ async fn live() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(health): State<Health>) -> impl IntoResponse {
-    let report = health.report().await;
+    let report = health.readiness().await;
     if report.ready() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {

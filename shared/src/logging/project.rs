@@ -31,14 +31,12 @@ pub async fn ensure(metadata_base: &str) {
     }
     LOOKUP
         .get_or_init(|| async {
-            let lookup = crate::gcp::metadata::get(metadata_base, "project/project-id");
-            match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
-                Ok(Ok(project)) => set(project.trim().to_owned()),
-                Ok(Err(e)) => {
+            let lookup =
+                crate::gcp::metadata::get(metadata_base, "project/project-id", LOOKUP_TIMEOUT);
+            match lookup.await {
+                Ok(project) => set(project.trim().to_owned()),
+                Err(e) => {
                     tracing::warn!(error = %e, "project id unknown: log lines carry no trace fields; set GOOGLE_CLOUD_PROJECT")
-                }
-                Err(_) => {
-                    tracing::warn!("project id lookup timed out: log lines carry no trace fields; set GOOGLE_CLOUD_PROJECT")
                 }
             }
         })

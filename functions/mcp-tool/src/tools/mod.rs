@@ -84,10 +84,9 @@ mod tests {
     use super::*;
     use crate::registry::Registry;
 
-    /// Schemas compile on a tool's first call in production; every built-in one must compile
-    /// (against the 2020-12 meta-schema, with no remote reference) here.
-    #[test]
-    fn every_builtin_tool_schema_compiles() {
+    use serde_json::Value;
+
+    fn builtin() -> Vec<Tool> {
         let mut tools = vec![echo::tool()];
         tools.extend(weather::tools(&weather::Settings::default()));
         tools.extend(huggingface::tools(
@@ -96,6 +95,59 @@ mod tests {
         ));
         tools.extend(conformance::tools());
         assert!(tools.len() > 15, "{}", tools.len());
+        tools
+    }
+
+    /// Paths (`/properties/region/type`) of every `type` keyword whose value is not one string.
+    fn type_arrays(schema: &Value, path: &str, found: &mut Vec<String>) {
+        match schema {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let here = format!("{path}/{key}");
+                    // A property may itself be called "type": only keywords count.
+                    let keyword = key == "type" && !path.ends_with("/properties");
+                    if keyword && !value.is_string() {
+                        found.push(here.clone());
+                    }
+                    type_arrays(value, &here, found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    type_arrays(item, &format!("{path}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Single-type dialects (Gemini's function declarations, the Inspector's `--strict`) reject
+    /// `"type": ["number", "null"]`: no built-in schema may use one.
+    #[test]
+    fn no_builtin_schema_has_a_type_array() {
+        let mut found = Vec::new();
+        for tool in builtin() {
+            type_arrays(
+                &tool.input_schema,
+                &format!("{}/input", tool.name),
+                &mut found,
+            );
+            if let Some(output) = &tool.output_schema {
+                type_arrays(output, &format!("{}/output", tool.name), &mut found);
+            }
+        }
+        assert!(found.is_empty(), "type arrays at {found:?}");
+        let mut planted = Vec::new();
+        let bad = serde_json::json!({"properties": {"type": {"type": ["string", "null"]}}});
+        type_arrays(&bad, "", &mut planted);
+        assert_eq!(planted, ["/properties/type/type"]);
+    }
+
+    /// Schemas compile on a tool's first call in production; every built-in one must compile
+    /// (against the 2020-12 meta-schema, with no remote reference) here.
+    #[test]
+    fn every_builtin_tool_schema_compiles() {
+        let tools = builtin();
         let registry = Registry::new(
             tools,
             1024,

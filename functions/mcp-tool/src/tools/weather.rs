@@ -1,11 +1,12 @@
 //! `get_weather`: current conditions for a place name from Open-Meteo (free, no API key). The
 //! name is geocoded first (`/v1/search`), then the current weather at those coordinates is
-//! fetched (`/v1/forecast`); both requests share the tool's time limit.
+//! fetched (`/v1/forecast`); both requests share the tool's time limit, its response cap and
+//! its budget of bytes in flight.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use reqwest::{StatusCode, Url};
+use aixrun::outbound::{ByteBudget, Call, OutboundError, Request, StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -25,6 +26,14 @@ const MAX_LOCATION_CHARS: usize = 200;
 const CANDIDATES_WITH_HINTS: u8 = 10;
 /// Upstream error bodies quoted to the model are cut to this many characters.
 const MAX_QUOTED_CHARS: usize = 300;
+/// Largest Open-Meteo answer read: real ones are a few KiB (ten geocoding candidates, one set
+/// of current values).
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Error bodies are only quoted, so only their start is read.
+const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
+/// Response bytes all `get_weather` calls of an instance may hold at once: eight answers at
+/// the cap, or the default 64 concurrent calls' real answers many times over.
+const BYTE_BUDGET: usize = 8 * MAX_RESPONSE_BYTES;
 const CURRENT_FIELDS: &str =
     "temperature_2m,relative_humidity_2m,apparent_temperature,weather_code,wind_speed_10m";
 
@@ -93,14 +102,17 @@ pub fn tools(settings: &Settings) -> Vec<Tool> {
         return Vec::new();
     }
     let timeout = settings.timeout();
-    let shared = Arc::new(settings.clone());
+    let shared = Arc::new((settings.clone(), ByteBudget::new(BYTE_BUDGET)));
     let tool = Tool::new(
         GET_WEATHER,
         DESCRIPTION,
         input_schema(),
         move |args, _ctx| {
-            let settings = Arc::clone(&shared);
-            async move { get_weather(&settings, args).await }
+            let shared = Arc::clone(&shared);
+            async move {
+                let (settings, budget) = &*shared;
+                get_weather(settings, budget, args).await
+            }
         },
     );
     vec![
@@ -135,10 +147,11 @@ fn input_schema() -> Value {
     })
 }
 
+/// Values Open-Meteo may not know are left out rather than `null`: single-type schemas are what
+/// every function-calling dialect accepts (Gemini's declarations reject type arrays).
 fn output_schema() -> Value {
-    let number =
-        |description: &str| json!({"type": ["number", "null"], "description": description});
-    let text = |description: &str| json!({"type": ["string", "null"], "description": description});
+    let number = |description: &str| json!({"type": "number", "description": description});
+    let text = |description: &str| json!({"type": "string", "description": description});
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
@@ -148,12 +161,12 @@ fn output_schema() -> Value {
             "country": text("Its country, when known."),
             "latitude": {"type": "number", "description": "Latitude in degrees."},
             "longitude": {"type": "number", "description": "Longitude in degrees."},
-            "timezone": text("IANA time zone of the place."),
+            "timezone": text("IANA time zone of the place, when known."),
             "time": {"type": "string", "description": "Local time of the observation (ISO 8601)."},
-            "temperature": number("Air temperature at 2 m."),
-            "apparent_temperature": number("Feels-like temperature."),
-            "humidity": number("Relative humidity at 2 m, in percent."),
-            "wind_speed": number("Wind speed at 10 m."),
+            "temperature": number("Air temperature at 2 m, when known."),
+            "apparent_temperature": number("Feels-like temperature, when known."),
+            "humidity": number("Relative humidity at 2 m, in percent, when known."),
+            "wind_speed": number("Wind speed at 10 m, when known."),
             "conditions": {"type": "string", "description": "Weather conditions in words."},
             "units": {
                 "type": "object",
@@ -166,10 +179,7 @@ fn output_schema() -> Value {
                 "description": "Units of the numbers above."
             }
         },
-        "required": [
-            "location", "region", "country", "latitude", "longitude", "timezone", "time",
-            "temperature", "apparent_temperature", "humidity", "wind_speed", "conditions", "units"
-        ],
+        "required": ["location", "latitude", "longitude", "time", "conditions", "units"],
         "additionalProperties": false
     })
 }
@@ -257,7 +267,11 @@ struct Current {
     wind_speed_10m: Option<f64>,
 }
 
-async fn get_weather(settings: &Settings, args: Args) -> Result<ToolOutput, ToolError> {
+async fn get_weather(
+    settings: &Settings,
+    budget: &ByteBudget,
+    args: Args,
+) -> Result<ToolOutput, ToolError> {
     let args: WeatherArgs = serde_json::from_value(Value::Object(args))
         .map_err(|e| ToolError::new(format!("invalid arguments: {e}")))?;
     let location = args.location.trim();
@@ -266,7 +280,7 @@ async fn get_weather(settings: &Settings, args: Args) -> Result<ToolOutput, Tool
             "location must be a place name of 1 to {MAX_LOCATION_CHARS} characters"
         )));
     }
-    let upstream = Upstream::new(settings);
+    let upstream = Upstream::new(settings, budget);
     let place = geocode(&upstream, settings, location).await?;
     let forecast = forecast(&upstream, settings, &place, args.units).await?;
     Ok(report(place, forecast, args.units))
@@ -393,7 +407,7 @@ fn report(place: Place, forecast: Forecast, units: Units) -> ToolOutput {
             .map(|tz| format!(", {tz}"))
             .unwrap_or_default(),
     );
-    let structured = json!({
+    let mut structured = json!({
         "location": place.name,
         "region": place.admin1,
         "country": place.country,
@@ -408,6 +422,10 @@ fn report(place: Place, forecast: Forecast, units: Units) -> ToolOutput {
         "conditions": conditions,
         "units": {"temperature": temp_unit, "wind_speed": wind_unit},
     });
+    // Unknown values are left out, as the output schema says.
+    if let Some(fields) = structured.as_object_mut() {
+        fields.retain(|_, value| !value.is_null());
+    }
     ToolOutput {
         content: vec![Content::text(summary)],
         structured: Some(structured),
@@ -450,19 +468,20 @@ fn conditions(code: u16) -> String {
     text.to_owned()
 }
 
-/// Requests to Open-Meteo within one call's time budget.
+/// Requests to Open-Meteo within one call's time limit, response cap and byte budget.
 struct Upstream {
-    /// Stop a little before the tool's limit so the model gets our message, not a bare timeout.
-    deadline: Instant,
+    call: Call,
+    /// The tool's limit, for the message.
     timeout: Duration,
 }
 
 impl Upstream {
-    fn new(settings: &Settings) -> Self {
+    fn new(settings: &Settings, budget: &ByteBudget) -> Self {
         let timeout = settings.timeout();
+        // Stop a little before the tool's limit so the model gets our message, not a bare timeout.
         let margin = (timeout / 10).min(Duration::from_secs(1));
         Self {
-            deadline: Instant::now() + timeout - margin,
+            call: Call::new(timeout - margin, MAX_RESPONSE_BYTES).budget(budget),
             timeout,
         }
     }
@@ -477,46 +496,36 @@ impl Upstream {
     }
 
     async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ToolError> {
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(self.timed_out());
-        }
-        let response = aixrun::http_client::get()
-            .get(url)
-            .timeout(remaining)
-            .send()
+        let response = Request::get(url)
+            .send(&self.call)
             .await
-            .map_err(|e| self.request_failed(&e))?;
+            .map_err(|e| self.failed(&e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.request_failed(&e))?;
         if !status.is_success() {
+            let body = response.body_prefix(MAX_ERROR_BODY_BYTES).await;
             return Err(status_error(status, &body));
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            ToolError::new(format!(
-                "Open-Meteo sent a response this tool does not understand ({e}); try again later"
-            ))
-        })
+        response.body_json().await.map_err(|e| self.failed(&e))
     }
 
-    fn timed_out(&self) -> ToolError {
-        ToolError::new(format!(
-            "Open-Meteo did not answer within {} s; try again later",
-            self.timeout.as_secs_f64()
-        ))
-    }
-
-    fn request_failed(&self, error: &reqwest::Error) -> ToolError {
-        if error.is_timeout() {
-            return self.timed_out();
-        }
-        ToolError::new(format!(
-            "could not reach Open-Meteo ({}); try again later",
-            error_chain(error)
-        ))
+    /// What the model is told: the host and the problem, never the URL with its query.
+    fn failed(&self, error: &OutboundError) -> ToolError {
+        let message = match error {
+            e if e.is_timeout() => format!(
+                "Open-Meteo did not answer within {} s; try again later",
+                self.timeout.as_secs_f64()
+            ),
+            OutboundError::Decode { problem, .. } => format!(
+                "Open-Meteo sent a response this tool does not understand ({problem}); try again \
+                 later"
+            ),
+            OutboundError::TooLarge { .. } => format!(
+                "Open-Meteo sent an answer far larger than a weather report ({error}); try again \
+                 later"
+            ),
+            other => format!("could not reach Open-Meteo ({other}); try again later"),
+        };
+        ToolError::new(message)
     }
 }
 
@@ -537,17 +546,6 @@ fn status_error(status: StatusCode, body: &[u8]) -> ToolError {
         ""
     };
     ToolError::new(format!("Open-Meteo returned HTTP {status}: {text}{advice}"))
-}
-
-/// The error and its causes on one line (reqwest's own message alone says little).
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        parts.push(cause.to_string());
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

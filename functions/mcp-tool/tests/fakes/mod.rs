@@ -3,6 +3,7 @@
 //! 127.0.0.1:0, records every request that arrives, and calls tools the way the registry does.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -81,6 +82,32 @@ impl Fake {
 pub(crate) fn json(status: u16, body: Value) -> Response {
     let status = axum::http::StatusCode::from_u16(status).expect("status code");
     (status, axum::Json(body)).into_response()
+}
+
+/// Size of a [`huge`] body: far past any tool's response cap.
+pub(crate) const HUGE_BYTES: usize = 300 * 1024 * 1024;
+const HUGE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A 200 JSON answer of [`HUGE_BYTES`] (a `[` then blanks) sent chunked, as a runaway upstream
+/// would. It is generated lazily from one shared chunk, never held in memory; `sent` counts the
+/// bytes handed to the connection.
+pub(crate) fn huge(sent: Arc<AtomicUsize>) -> Response {
+    let chunk = axum::body::Bytes::from(vec![b' '; HUGE_CHUNK_BYTES]);
+    let chunks = (0..HUGE_BYTES / HUGE_CHUNK_BYTES).map(move |i| {
+        sent.fetch_add(HUGE_CHUNK_BYTES, Ordering::SeqCst);
+        let bytes = if i == 0 {
+            axum::body::Bytes::from_static(b"[")
+        } else {
+            chunk.clone()
+        };
+        Ok::<_, std::convert::Infallible>(bytes)
+    });
+    let body = Body::from_stream(futures_util::stream::iter(chunks));
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// The tool called `name`.

@@ -72,16 +72,19 @@ pub(super) fn tool(client: &Arc<Client>) -> Tool {
         json!({
             "model": {"type": "string", "description": "Model asked."},
             "text": {"type": "string", "description": "The reply."},
+            // Left out when the server doesn't say: single types suit every function-calling
+            // dialect (Gemini's declarations reject type arrays).
             "finish_reason": {
-                "type": ["string", "null"],
-                "description": "Why generation stopped: stop, length, ..."
+                "type": "string",
+                "description": "Why generation stopped (stop, length, ...), when the server says."
             },
             "usage": {
-                "type": ["object", "null"],
-                "description": "Token counts (prompt_tokens, completion_tokens, total_tokens)."
+                "type": "object",
+                "description": "Token counts (prompt_tokens, completion_tokens, total_tokens), \
+                    when the server sends them."
             }
         }),
-        &["model", "text", "finish_reason", "usage"],
+        &["model", "text"],
     );
     Spec {
         name: HF_CHAT,
@@ -172,12 +175,13 @@ async fn run(client: Arc<Client>, args: Args, ctx: CallContext) -> Result<ToolOu
             choice.finish_reason.as_deref().unwrap_or("none")
         )));
     }
-    let structured = json!({
-        "model": model,
-        "text": text,
-        "finish_reason": choice.finish_reason,
-        "usage": completion.usage,
-    });
+    let mut structured = json!({"model": model, "text": text});
+    if let Some(reason) = choice.finish_reason {
+        structured["finish_reason"] = json!(reason);
+    }
+    if let Some(usage) = completion.usage.filter(Value::is_object) {
+        structured["usage"] = usage;
+    }
     Ok(ToolOutput {
         content: vec![Content::text(text)],
         structured: Some(structured),

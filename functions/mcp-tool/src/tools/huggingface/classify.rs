@@ -1,9 +1,13 @@
 //! `hf_classify` (text-classification: the model's own labels) and `hf_zero_shot`
 //! (zero-shot-classification: labels the caller chooses), both on the hf-inference task API.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use super::client::Client;
@@ -131,12 +135,75 @@ struct LabelScore {
 }
 
 /// text-classification answers `[[{label, score}]]` (one list per input) or, from older
-/// deployments, `[{label, score}]`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ClassifyAnswer {
-    PerInput(Vec<Vec<LabelScore>>),
-    Flat(Vec<LabelScore>),
+/// deployments, `[{label, score}]`: either way, the labels in one list. Decoded straight from
+/// the body (an untagged enum would first copy the whole answer into a tree to try each shape).
+#[derive(Debug)]
+struct Flattened<T>(Vec<T>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Flattened<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(FlattenedVisitor(PhantomData))
+    }
+}
+
+struct FlattenedVisitor<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for FlattenedVisitor<T> {
+    type Value = Flattened<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of labels, or a list of lists of labels")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flattened<T>, A::Error> {
+        let mut items = Vec::new();
+        // The first element says whether the lists are nested.
+        match seq.next_element::<ItemOrList<T>>()? {
+            None => {}
+            Some(ItemOrList::Item(item)) => {
+                items.push(item);
+                while let Some(item) = seq.next_element::<T>()? {
+                    items.push(item);
+                }
+            }
+            Some(ItemOrList::List(list)) => {
+                items.extend(list);
+                while let Some(list) = seq.next_element::<Vec<T>>()? {
+                    items.extend(list);
+                }
+            }
+        }
+        Ok(Flattened(items))
+    }
+}
+
+/// An object (one item) or a list of them.
+enum ItemOrList<T> {
+    Item(T),
+    List(Vec<T>),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for ItemOrList<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either<T>(PhantomData<T>);
+        impl<'de, T: DeserializeOwned> Visitor<'de> for Either<T> {
+            type Value = ItemOrList<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a label object or a list of them")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ItemOrList<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(ItemOrList::Item)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ItemOrList<T>, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = seq.next_element::<T>()? {
+                    list.push(item);
+                }
+                Ok(ItemOrList::List(list))
+            }
+        }
+        deserializer.deserialize_any(Either(PhantomData))
+    }
 }
 
 /// zero-shot-classification answers `{sequence, labels, scores}` (the transformers pipeline) or
@@ -163,11 +230,9 @@ async fn classify(
     if let Some(k) = args.top_k {
         body["parameters"] = json!({"top_k": k});
     }
-    let answer: ClassifyAnswer = client.task(&model, &body, &ctx).await?;
-    let mut labels = match answer {
-        ClassifyAnswer::PerInput(lists) => lists.into_iter().flatten().collect(),
-        ClassifyAnswer::Flat(labels) => labels,
-    };
+    let Flattened(mut labels) = client
+        .task::<Flattened<LabelScore>>(&model, &body, &ctx)
+        .await?;
     if let Some(k) = args.top_k {
         // Some deployments ignore `top_k`.
         sort(&mut labels);
@@ -239,12 +304,20 @@ mod tests {
 
     #[test]
     fn both_answer_shapes_decode() {
-        let nested: ClassifyAnswer =
-            serde_json::from_value(json!([[{"label": "A", "score": 0.5}]])).unwrap();
-        assert!(matches!(nested, ClassifyAnswer::PerInput(_)));
-        let flat: ClassifyAnswer =
-            serde_json::from_value(json!([{"label": "A", "score": 0.5}])).unwrap();
-        assert!(matches!(flat, ClassifyAnswer::Flat(_)));
+        let a = LabelScore {
+            label: "A".to_owned(),
+            score: 0.5,
+        };
+        let labels = |text: &str| serde_json::from_str::<Flattened<LabelScore>>(text).map(|f| f.0);
+        let nested = labels(r#"[[{"label": "A", "score": 0.5}], [{"label": "A", "score": 0.5}]]"#);
+        assert_eq!(nested.unwrap(), [a.clone(), a.clone()]);
+        let flat = labels(r#"[{"label": "A", "score": 0.5}]"#);
+        assert_eq!(flat.unwrap(), [a]);
+        assert!(labels("[]").unwrap().is_empty());
+        assert!(labels(r#"{"error": "x"}"#).is_err());
+        assert!(
+            labels(r#"[{"label": "A", "score": 0.5}, [{"label": "A", "score": 0.5}]]"#).is_err()
+        );
         let columns: ZeroShotAnswer =
             serde_json::from_value(json!({"sequence": "s", "labels": ["a"], "scores": [1.0]}))
                 .unwrap();

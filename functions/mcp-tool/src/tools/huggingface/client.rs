@@ -1,10 +1,13 @@
 //! The one path every Hugging Face request takes: token, time budget, waiting for a loading
-//! model, bounded reading, and HTTP failures turned into messages that say what to do.
+//! model, capped reading within the tools' byte budget, typed decoding, and HTTP failures
+//! turned into messages that say what to do.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use aixrun::outbound::{
+    ByteBudget, Call, Method, OutboundError, Request as Outbound, Response, StatusCode, Url,
+};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -14,6 +17,9 @@ use crate::tool::{CallContext, ToolError};
 
 /// Largest successful response read (token-level embeddings of a full batch are the big ones).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Response bytes all Hugging Face calls of an instance may hold at once: two answers at the
+/// cap, or the default 64 concurrent calls' usual answers (tens of KiB) many times over.
+const BYTE_BUDGET: usize = 2 * MAX_RESPONSE_BYTES;
 /// Error bodies are only quoted, so only their start is read.
 const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
 /// Upstream messages quoted to the model are cut to this many characters.
@@ -45,15 +51,20 @@ pub(super) struct Request<'a> {
     pub(super) auth: Auth,
 }
 
-/// Settings and token, shared by the tools' handlers.
+/// Settings, token and byte budget, shared by the tools' handlers.
 pub(super) struct Client {
     pub(super) settings: Settings,
     token: Option<Token>,
+    budget: ByteBudget,
 }
 
 impl Client {
     pub(super) fn new(settings: Settings, token: Option<Token>) -> Self {
-        Self { settings, token }
+        Self {
+            settings,
+            token,
+            budget: ByteBudget::new(BYTE_BUDGET),
+        }
     }
 
     /// `{base}/{path}` as a URL; a bad base is the operator's problem, and the message says so.
@@ -83,25 +94,26 @@ impl Client {
         }
         let timeout = self.settings.timeout();
         // Stop a little before the registry's limit so the model gets our message instead.
-        let deadline = Instant::now() + timeout - (timeout / 10).min(Duration::from_secs(1));
+        let margin = (timeout / 10).min(Duration::from_secs(1));
+        let call = Call::new(timeout - margin, MAX_RESPONSE_BYTES).budget(&self.budget);
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
             let response = self
                 .build(&request)
-                .timeout(remaining)
-                .send()
+                .send(&call)
                 .await
-                .map_err(|e| self.transport_error(&e, timeout))?;
+                .map_err(|e| self.transport_error(&e, timeout, request.model))?;
             let status = response.status();
             if status.is_success() {
-                return self.decode(response, request.model, timeout).await;
+                return response
+                    .body_json()
+                    .await
+                    .map_err(|e| self.transport_error(&e, timeout, request.model));
             }
             let failure = self.failure(response).await;
             let Some(estimate) = failure.loading_estimate(status) else {
                 return Err(self.status_error(status, &failure, request.model));
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let Some(wait) = loading_wait(estimate, remaining) else {
+            let Some(wait) = loading_wait(estimate, call.remaining()) else {
                 return Err(still_loading(request.model, estimate));
             };
             let note = format!(
@@ -132,50 +144,22 @@ impl Client {
         self.send(request, ctx).await
     }
 
-    fn build(&self, request: &Request<'_>) -> reqwest::RequestBuilder {
-        let mut builder =
-            aixrun::http_client::get().request(request.method.clone(), request.url.clone());
+    fn build(&self, request: &Request<'_>) -> Outbound {
+        let mut outbound = Outbound::new(request.method.clone(), request.url.clone());
         if let Some(body) = request.body {
-            builder = builder.json(body);
+            outbound = outbound.json(body);
         }
         if let Some(token) = &self.token {
-            // `bearer_auth` marks the header sensitive, so it is never printed.
-            builder = builder.bearer_auth(token.expose());
+            // Marked sensitive, so it is never printed.
+            outbound = outbound.bearer(token.expose());
         }
-        builder
-    }
-
-    async fn decode<T: DeserializeOwned>(
-        &self,
-        response: Response,
-        model: Option<&str>,
-        timeout: Duration,
-    ) -> Result<T, ToolError> {
-        let (body, complete) = read_body(response, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|e| self.transport_error(&e, timeout))?;
-        if !complete {
-            return Err(ToolError::new(format!(
-                "the answer from Hugging Face is larger than {} MiB: send fewer or shorter inputs",
-                MAX_RESPONSE_BYTES / (1024 * 1024)
-            )));
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            ToolError::new(format!(
-                "Hugging Face sent an answer this tool does not understand{} ({e}); the model \
-                 may not support this task",
-                for_model(model)
-            ))
-        })
+        outbound
     }
 
     /// Reads what a failed response says; a body that can't be read just says nothing.
     async fn failure(&self, response: Response) -> Failure {
         let retry_after = retry_after(response.headers());
-        let body = read_body(response, MAX_ERROR_BODY_BYTES)
-            .await
-            .map(|(body, _)| body)
-            .unwrap_or_default();
+        let body = response.body_prefix(MAX_ERROR_BODY_BYTES).await;
         let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
         let message = parsed
             .message()
@@ -238,24 +222,35 @@ impl Client {
         ToolError::new(message)
     }
 
-    fn transport_error(&self, error: &reqwest::Error, timeout: Duration) -> ToolError {
-        if error.is_timeout() {
-            return ToolError::new(format!(
+    /// What the model is told when the exchange itself failed: the host and the problem (the
+    /// outbound error never carries the URL), scrubbed of the token in case a server echoed it.
+    fn transport_error(
+        &self,
+        error: &OutboundError,
+        timeout: Duration,
+        model: Option<&str>,
+    ) -> ToolError {
+        let message = match error {
+            e if e.is_timeout() => format!(
                 "Hugging Face did not answer within {} s: try again, or use a smaller model or a \
                  shorter input",
                 timeout.as_secs_f64()
-            ));
-        }
-        let mut chain = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            chain = format!("{chain}: {cause}");
-            source = cause.source();
-        }
-        ToolError::new(format!(
-            "could not reach Hugging Face ({}); try again later",
-            self.scrub(chain)
-        ))
+            ),
+            OutboundError::TooLarge { limit, .. } => format!(
+                "the answer from Hugging Face is larger than {} MiB: send fewer or shorter inputs",
+                limit / (1024 * 1024)
+            ),
+            OutboundError::Busy { .. } => "this server is busy reading other large answers from \
+                 Hugging Face; try again in a moment"
+                .to_owned(),
+            OutboundError::Decode { problem, .. } => format!(
+                "Hugging Face sent an answer this tool does not understand{} ({problem}); the \
+                 model may not support this task",
+                for_model(model)
+            ),
+            other => format!("could not reach Hugging Face ({other}); try again later"),
+        };
+        ToolError::new(self.scrub(message))
     }
 
     /// Removes the token from text that came from elsewhere, in case a server echoed it.
@@ -299,19 +294,6 @@ fn loading_wait(estimate: Option<f64>, remaining: Duration) -> Option<Duration> 
         .clamp(MIN_LOADING_WAIT, MAX_LOADING_WAIT);
     let available = remaining.checked_sub(MIN_ATTEMPT)?;
     (available >= MIN_LOADING_WAIT).then(|| wanted.min(available))
-}
-
-/// Reads at most `limit` bytes; the flag says whether that was the whole body.
-async fn read_body(mut response: Response, limit: usize) -> reqwest::Result<(Vec<u8>, bool)> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            body.extend_from_slice(&chunk[..limit - body.len()]);
-            return Ok((body, false));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, true))
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare here and falls back to advice).

@@ -5,10 +5,12 @@
 //! Models without a pooling layer answer one vector per token, sometimes inside an extra batch
 //! level: those are mean-pooled into one vector per input, so callers always get one each.
 
+use std::fmt;
 use std::sync::Arc;
 
 use reqwest::Method;
-use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use super::client::{Auth, Client, Request};
@@ -142,7 +144,7 @@ async fn run(client: Arc<Client>, args: Args, ctx: CallContext) -> Result<ToolOu
         model: Some(&model),
         auth,
     };
-    let answer: Value = client.send(request, &ctx).await?;
+    let answer: Tensor = client.send(request, &ctx).await?;
     let single = tei.is_none() && matches!(args.inputs, Inputs::One(_));
     let vectors = vectors(answer, texts.len(), single).map_err(|problem| {
         ToolError::new(format!(
@@ -162,35 +164,166 @@ async fn run(client: Arc<Client>, args: Args, ctx: CallContext) -> Result<ToolOu
     })
 }
 
+/// An embeddings answer as it arrives: lists nested one to three deep around lists of numbers.
+/// Decoded straight from the body, a vector takes 4 bytes a number (a `serde_json::Value` tree
+/// takes 32 and more), and what is not a list is only named, for the message.
+#[derive(Debug, PartialEq)]
+enum Tensor {
+    /// A list of numbers (empty lists too).
+    Vector(Vec<f32>),
+    /// A list of lists.
+    Lists(Vec<Tensor>),
+    /// Anything else: what it was.
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Tensor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TensorVisitor)
+    }
+}
+
+struct TensorVisitor;
+
+impl<'de> Visitor<'de> for TensorVisitor {
+    type Value = Tensor;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of numbers or of lists")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tensor, A::Error> {
+        // The first element says which kind of list this is.
+        match seq.next_element::<First>()? {
+            None => Ok(Tensor::Vector(Vec::new())),
+            Some(First::Number(n)) => {
+                let mut numbers = vec![n];
+                while let Some(n) = seq.next_element::<f32>()? {
+                    numbers.push(n);
+                }
+                Ok(Tensor::Vector(numbers))
+            }
+            Some(First::Tensor(t)) => {
+                let mut lists = vec![t];
+                while let Some(t) = seq.next_element::<Tensor>()? {
+                    lists.push(t);
+                }
+                Ok(Tensor::Lists(lists))
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tensor, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Tensor::Other("an object"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Tensor, E> {
+        Ok(Tensor::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Tensor, E> {
+        Ok(Tensor::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Tensor, E> {
+        Ok(Tensor::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Tensor, E> {
+        Ok(Tensor::Other("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Tensor, E> {
+        Ok(Tensor::Other("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Tensor, E> {
+        Ok(Tensor::Other("null"))
+    }
+}
+
+/// The first element of a list: a number (a vector follows) or anything else.
+enum First {
+    Number(f32),
+    Tensor(Tensor),
+}
+
+impl<'de> Deserialize<'de> for First {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FirstVisitor;
+        impl<'de> Visitor<'de> for FirstVisitor {
+            type Value = First;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or a list")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<First, E> {
+                Ok(First::Number(n as f32))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<First, E> {
+                Ok(First::Number(n as f32))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<First, E> {
+                // Embeddings are f32 in every Hugging Face server; f64 would only double the size.
+                Ok(First::Number(n as f32))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<First, A::Error> {
+                TensorVisitor.visit_seq(seq).map(First::Tensor)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<First, A::Error> {
+                TensorVisitor.visit_map(map).map(First::Tensor)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<First, E> {
+                TensorVisitor.visit_bool(v).map(First::Tensor)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<First, E> {
+                TensorVisitor.visit_str(v).map(First::Tensor)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<First, E> {
+                TensorVisitor.visit_unit().map(First::Tensor)
+            }
+        }
+        deserializer.deserialize_any(FirstVisitor)
+    }
+}
+
+impl Tensor {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Vector(_) | Self::Lists(_) => "a list",
+            Self::Other(kind) => kind,
+        }
+    }
+}
+
 /// One vector per input from the answer: `single` means the answer covers one string input
 /// and is not wrapped in a list of inputs.
-fn vectors(answer: Value, count: usize, single: bool) -> Result<Vec<Vec<f32>>, String> {
+fn vectors(answer: Tensor, count: usize, single: bool) -> Result<Vec<Vec<f32>>, String> {
     let items = match answer {
         _ if single => vec![answer],
-        Value::Array(items) if items.len() == count => items,
-        Value::Array(items) => {
+        Tensor::Lists(items) if items.len() == count => items,
+        Tensor::Lists(items) => {
             return Err(format!("{} vectors for {count} inputs", items.len()));
         }
-        other => return Err(format!("expected a list, got {}", kind(&other))),
+        Tensor::Vector(_) => {
+            return Err(format!("one vector for {count} inputs"));
+        }
+        other => return Err(format!("expected a list, got {}", other.kind())),
     };
-    let vectors = items.iter().map(pool).collect::<Result<Vec<_>, _>>()?;
+    let vectors = items.into_iter().map(pool).collect::<Result<Vec<_>, _>>()?;
     same_length(&vectors)?;
     Ok(vectors)
 }
 
 /// A vector as is, or the mean of the vectors inside a nested list (token-level output).
-fn pool(value: &Value) -> Result<Vec<f32>, String> {
-    let Value::Array(items) = value else {
-        return Err(format!("expected a list of numbers, got {}", kind(value)));
+fn pool(value: Tensor) -> Result<Vec<f32>, String> {
+    let rows = match value {
+        Tensor::Vector(numbers) if numbers.is_empty() => return Err("an empty vector".to_owned()),
+        Tensor::Vector(numbers) => return Ok(numbers),
+        Tensor::Lists(rows) => rows,
+        other => return Err(format!("expected a list of numbers, got {}", other.kind())),
     };
-    if items.is_empty() {
-        return Err("an empty vector".to_owned());
-    }
-    if let Some(numbers) = items.iter().map(Value::as_f64).collect::<Option<Vec<_>>>() {
-        // Embeddings are f32 in every Hugging Face server; f64 would only double the size.
-        return Ok(numbers.into_iter().map(|n| n as f32).collect());
-    }
-    let rows = items.iter().map(pool).collect::<Result<Vec<_>, _>>()?;
+    let rows = rows.into_iter().map(pool).collect::<Result<Vec<_>, _>>()?;
     let width = same_length(&rows)?;
     let mut mean = vec![0.0_f32; width];
     for row in &rows {
@@ -211,52 +344,66 @@ fn same_length(vectors: &[Vec<f32>]) -> Result<usize, String> {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The answer as the client decodes it from the body.
+    fn t(value: Value) -> Tensor {
+        Tensor::deserialize(value).unwrap()
+    }
+
+    #[test]
+    fn decoding_keeps_vectors_flat_and_names_the_rest() {
+        assert_eq!(t(json!([1, 2.5])), Tensor::Vector(vec![1.0, 2.5]));
+        assert_eq!(
+            t(json!([[1], []])),
+            Tensor::Lists(vec![Tensor::Vector(vec![1.0]), Tensor::Vector(vec![])])
+        );
+        assert_eq!(t(json!({"error": "x"})), Tensor::Other("an object"));
+        assert_eq!(
+            t(json!([[1], 2])),
+            Tensor::Lists(vec![Tensor::Vector(vec![1.0]), Tensor::Other("a number")])
+        );
+        // A vector that goes on with something else is no vector at all.
+        assert!(serde_json::from_str::<Tensor>("[1, [2]]").is_err());
+    }
+
     #[test]
     fn shapes() {
-        assert_eq!(vectors(json!([1, 2]), 1, true).unwrap(), [[1.0, 2.0]]);
+        assert_eq!(vectors(t(json!([1, 2])), 1, true).unwrap(), [[1.0, 2.0]]);
         assert_eq!(
-            vectors(json!([[1, 2], [3, 4]]), 2, false).unwrap(),
+            vectors(t(json!([[1, 2], [3, 4]])), 2, false).unwrap(),
             [[1.0, 2.0], [3.0, 4.0]]
         );
         // Token level for one string: tokens x dims, or 1 x tokens x dims.
         assert_eq!(
-            vectors(json!([[1, 2], [3, 4]]), 1, true).unwrap(),
+            vectors(t(json!([[1, 2], [3, 4]])), 1, true).unwrap(),
             [[2.0, 3.0]]
         );
         assert_eq!(
-            vectors(json!([[[1, 2], [3, 4]]]), 1, true).unwrap(),
+            vectors(t(json!([[[1, 2], [3, 4]]])), 1, true).unwrap(),
             [[2.0, 3.0]]
         );
         // Token level for a batch: inputs x tokens x dims.
         let batch = json!([[[1, 1], [3, 3]], [[0, 2]]]);
-        assert_eq!(vectors(batch, 2, false).unwrap(), [[2.0, 2.0], [0.0, 2.0]]);
+        assert_eq!(
+            vectors(t(batch), 2, false).unwrap(),
+            [[2.0, 2.0], [0.0, 2.0]]
+        );
     }
 
     #[test]
     fn bad_shapes_are_errors() {
         assert!(
-            vectors(json!([[1, 2]]), 2, false)
+            vectors(t(json!([[1, 2]])), 2, false)
                 .unwrap_err()
                 .contains("1 vectors for 2")
         );
-        assert!(vectors(json!([[1, 2], [3]]), 2, false).is_err());
-        assert!(vectors(json!({"error": "x"}), 1, true).is_err());
-        assert!(vectors(json!([]), 1, true).is_err());
-        assert!(vectors(json!([["a"]]), 1, false).is_err());
+        assert!(vectors(t(json!([[1, 2], [3]])), 2, false).is_err());
+        assert!(vectors(t(json!({"error": "x"})), 1, true).is_err());
+        assert!(vectors(t(json!([])), 1, true).is_err());
+        assert!(vectors(t(json!([["a"]])), 1, false).is_err());
+        assert!(vectors(t(json!([1, 2])), 2, false).is_err());
     }
 }

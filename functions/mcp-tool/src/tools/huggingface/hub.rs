@@ -52,11 +52,12 @@ pub(super) fn tool(client: &Arc<Client>) -> Tool {
                     "type": "object",
                     "properties": {
                         "id": {"type": "string", "description": "Model id (owner/name)."},
-                        "task": {"type": ["string", "null"], "description": "Pipeline tag."},
-                        "downloads": {"type": ["integer", "null"], "description": "Recent downloads."},
-                        "likes": {"type": ["integer", "null"], "description": "Likes."}
+                        // Left out when the Hub doesn't say (single types, no nulls).
+                        "task": {"type": "string", "description": "Pipeline tag, when set."},
+                        "downloads": {"type": "integer", "description": "Recent downloads, when known."},
+                        "likes": {"type": "integer", "description": "Likes, when known."}
                     },
-                    "required": ["id", "task", "downloads", "likes"],
+                    "required": ["id"],
                     "additionalProperties": false
                 }
             }
@@ -96,8 +97,11 @@ struct HubModel {
 #[derive(Debug, Serialize)]
 struct Found {
     id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     task: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     downloads: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     likes: Option<u64>,
 }
 
