@@ -48,6 +48,31 @@ pub fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// `method path` on a new connection (`Connection: close`) with exactly this `Host` header,
+/// `headers` and `body` (with its Content-Length): for what a client library would choose
+/// itself, such as a foreign Host.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<RawResponse> {
+    let mut stream = connect(addr)?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    read_response(&mut BufReader::new(stream))
+}
+
 /// `GET path` on a new connection (`Connection: close`).
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<RawResponse> {
     let mut stream = connect(addr)?;

@@ -293,21 +293,12 @@ pub fn raw_post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> crate::http::RawResponse {
-    use std::io::Write as _;
-    let mut stream = crate::http::connect(addr).expect("connect");
-    let mut head = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
-         Connection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("write head");
-    stream.write_all(body.as_bytes()).expect("write body");
-    crate::http::read_response(&mut std::io::BufReader::new(stream)).expect("read response")
+    let mut all = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    all.extend_from_slice(headers);
+    crate::http::request(addr, "POST", PATH, host, &all, body.as_bytes()).expect("exchange")
 }
 
 /// A legacy `initialize` request body.

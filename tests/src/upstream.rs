@@ -55,6 +55,11 @@ impl Upstream {
         self.heads.lock().unwrap().clone()
     }
 
+    /// Hanging: how many clients have closed their connection (gave up or were cancelled).
+    pub fn hung_up(&self) -> usize {
+        self.sent.load(Ordering::SeqCst)
+    }
+
     /// Body bytes written to connections so far (huge bodies).
     pub fn sent(&self) -> usize {
         self.sent.load(Ordering::SeqCst)
@@ -103,8 +108,9 @@ fn serve(
             );
         }
         Behaviour::Hang => {
-            // Hold the connection until the client gives up.
+            // Hold the connection until the client gives up, then count that it did.
             let _ = reader.read_to_end(&mut Vec::new());
+            sent.fetch_add(1, Ordering::SeqCst);
         }
         Behaviour::Huge(total) => {
             let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\

@@ -243,6 +243,48 @@ async fn plain_http_on_the_tls_port_gets_no_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_half_handshaken_tls_connections_are_closed_and_new_clients_served() {
+    use std::io::{Read, Write};
+    let pki = Pki::new();
+    let app = spawn_tls(
+        &pki,
+        &[("MAX_CONNECTIONS", "2"), ("FIRST_REQUEST_TIMEOUT", "1s")],
+        None,
+    )
+    .await;
+    let addr = app.addr;
+    let closed = tokio::task::spawn_blocking(move || {
+        // One sends nothing; one starts a handshake (a ClientHello record header) and stalls.
+        let silent = e2e::http::connect(addr).unwrap();
+        let mut half = e2e::http::connect(addr).unwrap();
+        half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+        [silent, half].map(|mut stream| {
+            stream.set_read_timeout(Some(WAIT_TIMEOUT)).unwrap();
+            let mut buf = [0u8; 1024];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => return true,
+                    Ok(_) => {}
+                    Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+                }
+            }
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, [true, true], "each stalled connection is closed");
+    let client = https(&pki, addr, Version::Negotiated, None);
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    loop {
+        match client.get(ready_url(addr)).send().await {
+            Ok(r) if r.status() == 200 => break,
+            other => assert!(Instant::now() < deadline, "locked out: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_refuses_a_client_without_a_certificate_and_serves_one_with() {
     let pki = Pki::new();
     let ca_file = pki.file("ca.pem");
