@@ -56,7 +56,60 @@ pub fn binary(name: &str) -> PathBuf {
          (or `cargo build --workspace --bins` first)",
         path.display()
     );
+    refuse_stale(name, &path);
     path
+}
+
+/// Panics when a source of `name` (its function crate, the runtime, the protos, the lock
+/// file) changed after the binary was built: `cargo test -p e2e` alone does not rebuild the
+/// function binaries, and testing an old one proves nothing.
+fn refuse_stale(name: &str, binary: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace root");
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .expect("binary mtime");
+    let sources = [
+        root.join("functions").join(name),
+        root.join("shared"),
+        root.join("proto"),
+        root.join("Cargo.lock"),
+    ];
+    if let Some(newer) = sources.iter().find_map(|p| newer_than(p, built)) {
+        panic!(
+            "{} is older than its source {}: run `cargo test --workspace` (or `cargo build \
+             --workspace --bins`) so the end-to-end tests run the current code",
+            binary.display(),
+            newer.display()
+        );
+    }
+}
+
+/// The first file under `path` (or `path` itself) modified after `time`, skipping `target`.
+fn newer_than(path: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta
+            .modified()
+            .is_ok_and(|m| m > time)
+            .then(|| path.to_owned());
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() != "target")
+        .find_map(|e| newer_than(&e.path(), time))
+}
+
+/// What a check does when the external tool it needs (`grpcurl`, `promtool`) is not on PATH:
+/// under CI (`CI` set) it fails, since `.ci/run` installs the tool and a silent pass would hide
+/// a broken install; locally it says it skipped.
+pub fn tool_missing(tool: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{tool} is not on PATH and CI is set: .ci/run must install it");
+    }
+    eprintln!("{tool} not on PATH: skipping the checks that need it");
 }
 
 /// A fresh, empty directory removed on drop: the working directory of every process we start,

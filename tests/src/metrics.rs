@@ -92,7 +92,7 @@ pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<
 }
 
 /// Pipes `text` through `promtool check metrics` when promtool is on PATH (CI installs it)
-/// and asserts it passes; otherwise says it skipped.
+/// and asserts it passes; otherwise see [`crate::tool_missing`].
 pub fn promtool_check(text: &str) {
     let child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
@@ -103,7 +103,7 @@ pub fn promtool_check(text: &str) {
     let mut child = match child {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("promtool not on PATH: skipping `promtool check metrics`");
+            crate::tool_missing("promtool");
             return;
         }
         Err(e) => panic!("start promtool: {e}"),

@@ -421,7 +421,7 @@ async fn grpc_web_unknown_tool_is_status_5_and_failures_and_timeouts_are_error_r
 // The seed's troubleshooting commands.
 
 /// Runs `grpcurl -plaintext FLAGS ADDR REST` against `app`; `None` when grpcurl is not on
-/// PATH (CI may not have it).
+/// PATH locally (under CI that fails: see `e2e::tool_missing`).
 fn grpcurl(app: &TestApp, flags: &[&str], rest: &[&str]) -> Option<std::process::Output> {
     let out = std::process::Command::new("grpcurl")
         .args(["-plaintext", "-max-time", "20"])
@@ -432,7 +432,7 @@ fn grpcurl(app: &TestApp, flags: &[&str], rest: &[&str]) -> Option<std::process:
     match out {
         Ok(out) => Some(out),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("grpcurl not on PATH: skipping the grpcurl checks");
+            e2e::tool_missing("grpcurl");
             None
         }
         Err(e) => panic!("run grpcurl: {e}"),

@@ -13,6 +13,8 @@ use serde_json::{Map, Number, Value as Json};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
+use aixrun::error::{ApiError, ErrorKind};
+
 use crate::pb::{self, mcp_service_server::McpService};
 use crate::registry::{CallError, CallOutcome, Registry, Transport};
 use crate::tool::{BoxFuture, CallContext, Content, Reporter, Tool};
@@ -193,11 +195,13 @@ impl Reporter for StreamReporter {
     }
 }
 
+/// Through the runtime's one error table: NOT_FOUND, INVALID_ARGUMENT.
 fn to_status(e: CallError) -> Status {
-    match e {
-        CallError::UnknownTool(_) => Status::not_found(e.to_string()),
-        CallError::InvalidArguments { .. } => Status::invalid_argument(e.to_string()),
-    }
+    let kind = match e {
+        CallError::UnknownTool(_) => ErrorKind::NotFound,
+        CallError::InvalidArguments { .. } => ErrorKind::BadRequest,
+    };
+    ApiError::new(kind, e.to_string()).to_status()
 }
 
 /// The call's arguments: `arguments_json` when set, else the `arguments` map.
