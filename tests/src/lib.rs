@@ -60,9 +60,10 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// Panics when a source of `name` (its function crate, the runtime, the protos, the lock
-/// file) changed after the binary was built: `cargo test -p e2e` alone does not rebuild the
-/// function binaries, and testing an old one proves nothing.
+/// Panics when a source of `name` (its function crate's `src/`, build script and manifest, the
+/// runtime's, the protos) changed after the binary was built: `cargo test -p e2e` alone does not
+/// rebuild the function binaries, and testing an old one proves nothing. Test files are not
+/// sources: changing them does not relink the binary.
 fn refuse_stale(name: &str, binary: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -70,11 +71,14 @@ fn refuse_stale(name: &str, binary: &Path) {
     let built = std::fs::metadata(binary)
         .and_then(|m| m.modified())
         .expect("binary mtime");
+    let function = root.join("functions").join(name);
     let sources = [
-        root.join("functions").join(name),
-        root.join("shared"),
+        function.join("src"),
+        function.join("build.rs"),
+        function.join("Cargo.toml"),
+        root.join("shared").join("src"),
+        root.join("shared").join("Cargo.toml"),
         root.join("proto"),
-        root.join("Cargo.lock"),
     ];
     if let Some(newer) = sources.iter().find_map(|p| newer_than(p, built)) {
         panic!(
@@ -86,7 +90,7 @@ fn refuse_stale(name: &str, binary: &Path) {
     }
 }
 
-/// The first file under `path` (or `path` itself) modified after `time`, skipping `target`.
+/// The first file under `path` (or `path` itself) modified after `time`.
 fn newer_than(path: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_file() {
@@ -98,7 +102,6 @@ fn newer_than(path: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
     std::fs::read_dir(path)
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name() != "target")
         .find_map(|e| newer_than(&e.path(), time))
 }
 
