@@ -51,6 +51,8 @@ pub enum ErrorKind {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
+    /// The client does not accept any form the route answers in.
+    NotAcceptable,
     /// The client stopped sending its request.
     RequestTimeout,
     /// The request body is larger than the route allows.
@@ -72,7 +74,7 @@ pub enum ErrorKind {
 }
 
 /// Each kind's HTTP status, gRPC code and stable `code` string: the whole mapping.
-const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 14] = [
+const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 15] = [
     (
         ErrorKind::BadRequest,
         StatusCode::BAD_REQUEST,
@@ -102,6 +104,12 @@ const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 14] = [
         StatusCode::METHOD_NOT_ALLOWED,
         tonic::Code::Unimplemented,
         "method_not_allowed",
+    ),
+    (
+        ErrorKind::NotAcceptable,
+        StatusCode::NOT_ACCEPTABLE,
+        tonic::Code::InvalidArgument,
+        "not_acceptable",
     ),
     (
         ErrorKind::RequestTimeout,
@@ -161,7 +169,12 @@ const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 14] = [
 
 impl ErrorKind {
     fn row(self) -> &'static (ErrorKind, StatusCode, tonic::Code, &'static str) {
-        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[10])
+        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[11])
+    }
+
+    /// The kind answered with `status`, if the table has one.
+    pub fn from_status(status: StatusCode) -> Option<Self> {
+        TABLE.iter().find(|row| row.1 == status).map(|row| row.0)
     }
 
     /// The HTTP status.
@@ -250,6 +263,44 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Longest error body a library may answer that [`normalize`] rewrites (longer ones keep a
+/// generic message).
+const MAX_LIBRARY_ERROR_BYTES: usize = 4096;
+
+/// Rewrites an error response a library produced in its own form (rmcp answers plain text)
+/// into the common JSON body, keeping its status and headers. JSON and gRPC answers, and
+/// successes, pass through untouched.
+pub async fn normalize(response: Response) -> Response {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let is_json_or_grpc = content_type.starts_with(b"application/json")
+        || content_type.starts_with(b"application/grpc")
+        || content_type.starts_with(b"text/event-stream");
+    if !(status.is_client_error() || status.is_server_error()) || is_json_or_grpc {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_LIBRARY_ERROR_BYTES)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let code = ErrorKind::from_status(status).map_or("error", ErrorKind::code);
+    let body = serde_json::json!({"error": text, "status": status.as_u16(), "code": code});
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// Whether a request is gRPC or gRPC-Web (by content type).

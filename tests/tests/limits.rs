@@ -159,3 +159,23 @@ fn connection_beyond_max_connections_gets_an_http_503() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn library_errors_get_the_common_json_body() {
+    // rmcp answers these in plain text; the runtime rewrites them, keeping status and headers.
+    let app = TestApp::spawn("mcp-tool", &[]);
+    let host = format!("localhost:{}", app.addr.port());
+    let r = http::request(app.addr, "POST", "/mcp", &host, &[], b"{}").unwrap();
+    assert_eq!(r.status, 406, "{r:?}");
+    assert_eq!(r.json()["code"], "not_acceptable");
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("text/event-stream")
+    );
+    let r = http::request(app.addr, "PUT", "/mcp", &host, &[], b"").unwrap();
+    assert_eq!(r.status, 405, "{r:?}");
+    assert_eq!(r.json()["status"], 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+}

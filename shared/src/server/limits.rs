@@ -5,6 +5,7 @@
 //! A handler that reads a body which breaks a limit sees a read error, and handlers (or the
 //! libraries they use, such as rmcp) answer that error as they see fit, often with a 500.
 //! The body records which limit broke, and the middleware answers that limit's error instead.
+//! Error answers in a library's own form are rewritten into the common JSON body here too.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -110,7 +111,7 @@ pub(crate) async fn limit(
     };
     match broken.get() {
         Some(error) => error.clone().into_response(),
-        None => response,
+        None => crate::error::normalize(response).await,
     }
 }
 
