@@ -40,6 +40,7 @@ use tokio::time::Instant;
 pub use body::{Body, Chunks, Response};
 pub use budget::ByteBudget;
 pub use error::OutboundError;
+pub(crate) use error::host_of;
 pub use reqwest::{Method, StatusCode, Url};
 
 /// Longest wait for a TCP (and TLS) connection, whatever the call's deadline, unless the call
