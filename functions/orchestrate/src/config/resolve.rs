@@ -290,7 +290,7 @@ fn model_ref(
         return Err(Problem::new(
             at.clone(),
             format!(
-                "unknown model {name:?}; expected a model_services name ({}) or provider:model with provider one of {}",
+                "unknown model {name:?}: neither a model_services name ({}) nor provider:model (providers: {})",
                 list_or_none(&services),
                 providers.join(", ")
             ),
@@ -313,7 +313,7 @@ fn service(s: &ModelServiceFile, at: &Path, env: &Env) -> Result<ModelService, P
         Problem::new(
             at.key("provider"),
             format!(
-                "unknown provider {:?}; expected one of {}",
+                "unknown provider {:?} (providers: {})",
                 s.provider,
                 providers.join(", ")
             ),
@@ -387,7 +387,7 @@ pub(super) fn unknown<'a>(
     Problem::new(
         at,
         format!(
-            "unknown {what} {name:?}; expected one of: {}",
+            "unknown {what} {name:?} (declared: {})",
             list_or_none(&known)
         ),
     )
@@ -402,7 +402,7 @@ pub(super) fn duplicate(at: Path, what: &str, name: &str) -> Problem {
 
 pub(super) fn list_or_none(items: &[&str]) -> String {
     if items.is_empty() {
-        "none declared".to_owned()
+        "none".to_owned()
     } else {
         items.join(", ")
     }

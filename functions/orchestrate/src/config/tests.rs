@@ -177,7 +177,7 @@ fn unknown_models_servers_and_agents_are_named() {
         &text,
         "weather",
         1,
-        "agents[0].mcp_servers[0]: unknown MCP server \"weather\"; expected one of: none declared",
+        "agents[0].mcp_servers[0]: unknown MCP server \"weather\" (declared: none)",
     );
 
     let text = format!(
@@ -189,7 +189,7 @@ fn unknown_models_servers_and_agents_are_named() {
         &text,
         "b]",
         1,
-        "agents[0].depends_on[0]: unknown agent \"b\"; expected one of: a",
+        "agents[0].depends_on[0]: unknown agent \"b\" (declared: a)",
     );
 
     let text = format!("{OLLAMA}agents:\n  - name: a\n    role: react\n    model: mistral:7b\n");
