@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod gcp;
 pub mod health;
+pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;

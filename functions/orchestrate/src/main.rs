@@ -1,14 +1,5 @@
-//! `orchestrate`: see the README. Serves the runtime's health, metrics and gRPC endpoints.
+//! `orchestrate`: see the README.
 
-use std::process::ExitCode;
-
-use aixrun::Function;
-
-const FUNCTION: Function = Function {
-    name: "orchestrate",
-    version: env!("CARGO_PKG_VERSION"),
-};
-
-fn main() -> ExitCode {
-    aixrun::run(FUNCTION, |app| async move { Ok(app) })
+fn main() -> std::process::ExitCode {
+    orchestrate::main()
 }

@@ -104,3 +104,37 @@ fn a_dot_env_line_that_does_not_parse_is_named_by_number_not_quoted() {
         lines[0]
     );
 }
+
+#[test]
+fn a_bad_orchestrate_config_exits_2_with_one_line_naming_file_line_and_column() {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "orchestrate-bad-{}-{}.yaml",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let yaml = "agents:\n  - name: a\n    role: react\n    model: nowhere\n";
+    std::fs::write(&path, yaml).expect("config file");
+    let shown = path.display().to_string();
+    let out = run_with(&[("ORCHESTRATE_CONFIG", &shown)]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "exactly one stderr line: {lines:?}");
+    assert!(
+        lines[0].contains(&format!(
+            "{shown}:4:12: agents[0].model: unknown model \"nowhere\""
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].starts_with("orchestrate: ORCHESTRATE_CONFIG="),
+        "{}",
+        lines[0]
+    );
+
+    let out = run_with(&[("ORCHESTRATE_CONFIG", "/nonexistent/orchestrate.yaml")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr_lines(&out)[0].contains("cannot read it"), "{out:?}");
+}

@@ -212,6 +212,17 @@ impl Chunks {
         outcome
     }
 
+    /// Changes the longest wait for each later chunk: a model stream allows a long wait for its
+    /// first token (a cold model load) and a shorter one between the tokens after it.
+    pub fn set_gap(&mut self, gap: Duration) {
+        self.gap = gap;
+    }
+
+    /// The `host[:port]` that answered.
+    pub fn host(&self) -> &str {
+        &self.response.host
+    }
+
     async fn read_one(&mut self) -> Option<Result<Bytes, OutboundError>> {
         let response = &mut self.response;
         let until = response.deadline.min(Instant::now() + self.gap);

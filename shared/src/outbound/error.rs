@@ -150,7 +150,7 @@ impl OutboundError {
 }
 
 /// `host[:port]` of a URL: what every message names (never userinfo, path or query).
-pub(super) fn host_of(url: &Url) -> String {
+pub(crate) fn host_of(url: &Url) -> String {
     let host = url.host_str().unwrap_or("(no host)");
     match url.port() {
         Some(port) => format!("{host}:{port}"),

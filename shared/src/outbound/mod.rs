@@ -27,7 +27,7 @@ mod error;
 #[cfg(test)]
 mod tests;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,27 +40,48 @@ use tokio::time::Instant;
 pub use body::{Body, Chunks, Response};
 pub use budget::ByteBudget;
 pub use error::OutboundError;
+pub(crate) use error::host_of;
 pub use reqwest::{Method, StatusCode, Url};
 
-/// Longest wait for a TCP (and TLS) connection, whatever the call's deadline.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a TCP (and TLS) connection, whatever the call's deadline, unless the call
+/// sets its own ([`Call::connect_timeout`]).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most redirects a call that follows them will take.
 pub const MAX_REDIRECTS: usize = 5;
 
 static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+/// Clients for calls that set another connect timeout. reqwest fixes the connect timeout per
+/// client, so each distinct value gets one client (and one pool); callers use a handful of
+/// values at most, so a short list is enough.
+static OTHER_CLIENTS: Mutex<Vec<(Duration, reqwest::Client)>> = Mutex::new(Vec::new());
 
-/// The shared client, built on first use: building it loads TLS roots, which is start-up work
-/// a request may never need. Connection pools are per client, so every call shares one. It
-/// follows no redirects itself: [`Request::send`] does, when the call asks.
-fn client() -> &'static reqwest::Client {
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("aixrun/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default()
-    })
+/// The shared client for `connect_timeout`, built on first use: building it loads TLS roots,
+/// which is start-up work a request may never need. Connection pools are per client, so every
+/// call with the same connect timeout shares one. It follows no redirects itself:
+/// [`Request::send`] does, when the call asks.
+fn client(connect_timeout: Duration) -> reqwest::Client {
+    if connect_timeout == CONNECT_TIMEOUT {
+        return CLIENT.get_or_init(|| build_client(CONNECT_TIMEOUT)).clone();
+    }
+    // A poisoned lock only means another thread panicked while pushing: the list is still whole.
+    let mut others = OTHER_CLIENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, client)) = others.iter().find(|(t, _)| *t == connect_timeout) {
+        return client.clone();
+    }
+    let client = build_client(connect_timeout);
+    others.push((connect_timeout, client.clone()));
+    client
+}
+
+fn build_client(connect_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("aixrun/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
 }
 
 /// The limits of one call: its deadline, the most response bytes it may read, the budget of
@@ -73,6 +94,7 @@ pub struct Call {
     max_bytes: usize,
     budget: Option<ByteBudget>,
     follow_redirects: bool,
+    connect_timeout: Duration,
 }
 
 impl Call {
@@ -85,7 +107,16 @@ impl Call {
             max_bytes,
             budget: None,
             follow_redirects: false,
+            connect_timeout: CONNECT_TIMEOUT,
         }
+    }
+
+    /// The longest wait for each TCP (and TLS) connection, instead of [`CONNECT_TIMEOUT`]; the
+    /// call's deadline still bounds it. A host that does not answer fails fast with
+    /// [`OutboundError::Connect`] while a slow answer may still use the whole deadline.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
     }
 
     /// Draws the bytes of every body read from `budget` (shared by the calls of one tool), so
@@ -196,7 +227,7 @@ impl Request {
         }
         let mut hops = 0;
         loop {
-            let mut builder = client()
+            let mut builder = client(call.connect_timeout)
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
             if let Some(body) = &body {
@@ -204,6 +235,17 @@ impl Request {
             }
             let response = match tokio::time::timeout_at(call.deadline, builder.send()).await {
                 Err(_) => return Err(OutboundError::timed_out(host, call.timeout)),
+                // reqwest reports its connect timeout as a timeout too: it is a connect failure,
+                // and saying "did not answer within" the whole deadline would mislead.
+                Ok(Err(e)) if e.is_connect() && e.is_timeout() => {
+                    return Err(OutboundError::Connect {
+                        host,
+                        problem: format!(
+                            "no connection within {} s",
+                            call.connect_timeout.as_secs_f64()
+                        ),
+                    });
+                }
                 Ok(Err(e)) => {
                     return Err(OutboundError::from_reqwest(e, host, &url, call.timeout));
                 }

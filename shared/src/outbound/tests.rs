@@ -388,3 +388,41 @@ async fn json_decodes_into_the_callers_type() {
         format!("{} answered HTTP 503 Service Unavailable", refused.host())
     );
 }
+
+#[tokio::test]
+async fn a_stream_can_shorten_its_gap_after_the_first_chunk() {
+    let server =
+        Server::start(|_, s| stall_after(s, "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n"))
+            .await;
+    let call = Call::new(LONG, KIB);
+    let response = Request::get(server.url("/")).send(&call).await.unwrap();
+    let mut chunks = response.into_chunks(LONG);
+    assert_eq!(chunks.host(), server.host());
+    assert_eq!(&chunks.next().await.unwrap().unwrap()[..], b"hello");
+    chunks.set_gap(Duration::from_millis(200));
+    let err = chunks.next().await.unwrap().unwrap_err();
+    match err {
+        OutboundError::Stalled { gap, .. } => assert_eq!(gap, Duration::from_millis(200)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_call_with_its_own_connect_timeout_gets_its_own_client_once() {
+    // A port that was just free: the connection is refused, a connect error naming the host.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = Url::parse(&format!("http://{addr}/")).unwrap();
+    let call = Call::new(LONG, KIB).connect_timeout(Duration::from_millis(1500));
+    let err = Request::get(url.clone()).send(&call).await.unwrap_err();
+    assert!(matches!(err, OutboundError::Connect { .. }), "{err:?}");
+    assert_eq!(err.host(), addr.to_string());
+    let _ = Request::get(url).send(&call).await;
+    let clients = OTHER_CLIENTS.lock().unwrap();
+    let same = clients
+        .iter()
+        .filter(|(t, _)| *t == Duration::from_millis(1500))
+        .count();
+    assert_eq!(same, 1);
+}

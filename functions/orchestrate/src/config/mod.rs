@@ -1,0 +1,110 @@
+//! orchestrate's configuration: the YAML file named by `ORCHESTRATE_CONFIG` (else the bundled
+//! example), `${VAR}` interpolation, and validation into the resolved [`Orchestration`] the run
+//! engine walks. Every problem stops start-up with one line naming file:line:column.
+
+mod file;
+mod graph;
+mod interpolate;
+mod locate;
+mod mcp_server;
+mod model;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+use aixrun::{ConfigError, Env};
+
+pub use file::FileConfig;
+pub use model::{
+    Agent, Auth, Budget, Defaults, McpServer, ModelService, Orchestration, Role, Tls, Transport,
+    Workflow,
+};
+
+/// `ORCHESTRATE_CONFIG`: path of the YAML file describing MCP servers, model services, agents,
+/// workflows and defaults; unset, the bundled example (one react agent on Ollama using
+/// mcp-tool's `echo` and `get_weather`).
+pub const ORCHESTRATE_CONFIG: &str = "ORCHESTRATE_CONFIG";
+/// `ORCHESTRATE_MODEL`: the Ollama model of the bundled example (default `qwen3:0.6b`); read
+/// only through the example's `${ORCHESTRATE_MODEL:-qwen3:0.6b}`.
+pub const ORCHESTRATE_MODEL: &str = "ORCHESTRATE_MODEL";
+/// API keys read when a model service's `config.api_key` is unset: `OPENAI_API_KEY` (openai),
+/// `XAI_API_KEY` (xai), `HF_TOKEN` then `HUGGINGFACE_API_KEY` (huggingface).
+pub use aixrun::llm::config::{HF_TOKEN, HUGGINGFACE_API_KEY, OPENAI_API_KEY, XAI_API_KEY};
+/// `OLLAMA_URL`, then `OLLAMA_HOST`: where Ollama is when a model service names no
+/// `config.address` (default `http://localhost:11434`). `OLLAMA_HOST` may lack a scheme and port.
+pub use aixrun::llm::config::{OLLAMA_HOST, OLLAMA_URL};
+
+/// The bundled example.
+pub const BUNDLED: &str = include_str!("example.yaml");
+/// How the bundled example is named in messages.
+pub const BUNDLED_NAME: &str = "(bundled example)";
+
+const EXPECTED: &str = "a YAML file as described in the README (orchestrate configuration)";
+
+/// A problem found after parsing, at the path of the entry that has it.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    path: locate::Path,
+    message: String,
+}
+
+impl Problem {
+    fn new(path: locate::Path, message: impl Into<String>) -> Self {
+        Self {
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads, interpolates, parses and resolves the configuration.
+pub fn load(env: &Env) -> Result<Orchestration, ConfigError> {
+    match env.get(ORCHESTRATE_CONFIG) {
+        None => parse(BUNDLED_NAME, BUNDLED, env),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    ORCHESTRATE_CONFIG,
+                    path,
+                    format!("cannot read it: {e}"),
+                    EXPECTED,
+                )
+            })?;
+            parse(path, &text, env)
+        }
+    }
+}
+
+/// Parses `text` (named `name` in messages).
+pub fn parse(name: &str, text: &str, env: &Env) -> Result<Orchestration, ConfigError> {
+    let fail = |line: usize, column: usize, problem: &str| {
+        ConfigError::new(
+            ORCHESTRATE_CONFIG,
+            name,
+            format!("{name}:{line}:{column}: {problem}"),
+            EXPECTED,
+        )
+    };
+    let interpolated =
+        interpolate::interpolate(text, env).map_err(|e| fail(e.line, e.column, &e.problem))?;
+    let text = &interpolated.text;
+    let file: FileConfig = if text.trim().is_empty() {
+        FileConfig::default()
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map_or((1, 1), |l| interpolated.original(l.line(), l.column()));
+            // serde_yaml_ng appends "at line L column C" of the substituted text: the position
+            // is given in front instead, as it is in the file.
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message);
+            fail(line, column, message)
+        })?
+    };
+    resolve::resolve(file, env, name).map_err(|p| {
+        let (line, column) =
+            locate::locate(text, &p.path).map_or((1, 1), |(l, c)| interpolated.original(l, c));
+        fail(line, column, &format!("{}: {}", p.path, p.message))
+    })
+}

@@ -1,0 +1,409 @@
+//! From the file's shape to the resolved model: every name looked up, every value checked,
+//! each problem reported with the path of the entry that has it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aixrun::Env;
+use aixrun::config::parse_duration;
+use aixrun::llm::{ApiKey, Endpoint, Provider};
+
+use super::Problem;
+use super::file::{AgentFile, BudgetFile, FileConfig, ModelServiceFile, RoleFile, Runtime};
+use super::graph::{self, Edge};
+use super::locate::Path;
+use super::mcp_server;
+use super::model::{Agent, Budget, Defaults, McpServer, ModelService, Orchestration, Role};
+
+/// Default most model turns of a react agent.
+const DEFAULT_MAX_ITERATIONS: u32 = 10;
+
+/// The whole file resolved against `env`.
+pub(super) fn resolve(file: FileConfig, env: &Env, source: &str) -> Result<Orchestration, Problem> {
+    let root = Path::default();
+    let mut servers: BTreeMap<String, Arc<McpServer>> = BTreeMap::new();
+    for (i, s) in file.mcp_servers.iter().enumerate() {
+        let at = root.key("mcp_servers").index(i);
+        if servers.contains_key(&s.name) {
+            return Err(duplicate(at.key("name"), "MCP server", &s.name));
+        }
+        servers.insert(s.name.clone(), Arc::new(mcp_server::server(s, &at, env)?));
+    }
+    let mut services: BTreeMap<String, Arc<ModelService>> = BTreeMap::new();
+    for (i, s) in file.model_services.iter().enumerate() {
+        let at = root.key("model_services").index(i);
+        if services.contains_key(&s.name) {
+            return Err(duplicate(at.key("name"), "model service", &s.name));
+        }
+        services.insert(s.name.clone(), Arc::new(service(s, &at, env)?));
+    }
+    let defaults = Defaults {
+        budget: budget(
+            Budget::default(),
+            &file.defaults.budget,
+            &root.key("defaults").key("budget"),
+        )?,
+        tool_concurrency: match file.defaults.tool_concurrency {
+            None => Defaults::default().tool_concurrency,
+            Some(0) => {
+                return Err(Problem::new(
+                    root.key("defaults").key("tool_concurrency"),
+                    "0 would refuse every tool call; expected at least 1",
+                ));
+            }
+            Some(n) => n,
+        },
+    };
+    if file.agents.is_empty() {
+        return Err(Problem::new(
+            root.key("agents"),
+            "no agents: a configuration needs at least one",
+        ));
+    }
+    let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
+    let mut agents = Vec::new();
+    let mut edges = Vec::new();
+    let mut in_place: BTreeMap<String, Arc<ModelService>> = BTreeMap::new();
+    for (i, a) in file.agents.iter().enumerate() {
+        let at = root.key("agents").index(i);
+        if names[..i].contains(&a.name) {
+            return Err(duplicate(at.key("name"), "agent", &a.name));
+        }
+        let lookup = Lookup {
+            servers: &servers,
+            services: &services,
+            names: &names,
+            env,
+        };
+        agents.push(Arc::new(agent(
+            a,
+            i,
+            &at,
+            &lookup,
+            &mut in_place,
+            &defaults,
+            &mut edges,
+        )?));
+    }
+    let edges = graph::dedupe(edges);
+    graph::find_cycle(&names, &edges)?;
+    let mut workflows = BTreeMap::new();
+    if file.workflows.is_empty() {
+        let all: Vec<usize> = (0..agents.len()).collect();
+        let w = graph::walk("default", &root.key("agents"), &all, &agents, &edges)?;
+        workflows.insert(w.name.clone(), w);
+    }
+    for (i, w) in file.workflows.iter().enumerate() {
+        let at = root.key("workflows").index(i);
+        if workflows.contains_key(&w.name) {
+            return Err(duplicate(at.key("name"), "workflow", &w.name));
+        }
+        if w.agents.is_empty() {
+            return Err(Problem::new(at.key("agents"), "a workflow needs agents"));
+        }
+        let mut members = Vec::new();
+        for (j, name) in w.agents.iter().enumerate() {
+            let index = find(&names, name, &at.key("agents").index(j), "agent")?;
+            if !members.contains(&index) {
+                members.push(index);
+            }
+        }
+        let mut walked = graph::walk(&w.name, &at.key("name"), &members, &agents, &edges)?;
+        walked.description = w.description.clone();
+        workflows.insert(w.name.clone(), walked);
+    }
+    Ok(Orchestration {
+        workflows,
+        defaults,
+        source: source.to_owned(),
+    })
+}
+
+struct Lookup<'a> {
+    servers: &'a BTreeMap<String, Arc<McpServer>>,
+    services: &'a BTreeMap<String, Arc<ModelService>>,
+    names: &'a [String],
+    env: &'a Env,
+}
+
+fn agent(
+    a: &AgentFile,
+    index: usize,
+    at: &Path,
+    lookup: &Lookup<'_>,
+    in_place: &mut BTreeMap<String, Arc<ModelService>>,
+    defaults: &Defaults,
+    edges: &mut Vec<Edge>,
+) -> Result<Agent, Problem> {
+    let role = match a.role {
+        RoleFile::React => Role::React,
+        RoleFile::Logger => Role::Logger,
+        other => {
+            return Err(Problem::new(
+                at.key("role"),
+                format!(
+                    "role {} is not run by this release: it runs react and logger agents, alone or chained in sequence",
+                    other.name()
+                ),
+            ));
+        }
+    };
+    for (key, set, owner) in [
+        (
+            "classifier_config",
+            a.classifier_config.is_some(),
+            "classifier",
+        ),
+        (
+            "aggregator_config",
+            a.aggregator_config.is_some(),
+            "aggregator",
+        ),
+        ("planner_config", a.planner_config.is_some(), "planner"),
+    ] {
+        if set {
+            return Err(Problem::new(
+                at.key(key),
+                format!(
+                    "{key} is for {owner} agents, and this agent's role is {}",
+                    a.role.name()
+                ),
+            ));
+        }
+    }
+    let model = match (&a.model, role) {
+        (None, Role::React) => {
+            return Err(Problem::new(
+                at.key("name"),
+                "a react agent needs `model`: a model_services name or provider:model",
+            ));
+        }
+        (Some(_), Role::Logger) => {
+            return Err(Problem::new(
+                at.key("model"),
+                "a logger agent uses no model",
+            ));
+        }
+        (None, Role::Logger) => None,
+        (Some(m), Role::React) => Some(model_ref(m, &at.key("model"), lookup, in_place)?),
+    };
+    if role == Role::Logger && (!a.mcp_servers.is_empty() || a.prompt.is_some()) {
+        let key = if a.prompt.is_some() {
+            "prompt"
+        } else {
+            "mcp_servers"
+        };
+        return Err(Problem::new(
+            at.key(key),
+            format!("a logger agent uses no {key}"),
+        ));
+    }
+    let mut mcp_servers = Vec::new();
+    for (j, name) in a.mcp_servers.iter().enumerate() {
+        let server = lookup.servers.get(name).ok_or_else(|| {
+            unknown(
+                at.key("mcp_servers").index(j),
+                "MCP server",
+                name,
+                lookup.servers.keys(),
+            )
+        })?;
+        mcp_servers.push(Arc::clone(server));
+    }
+    let mut edge = |other: &str, path: Path, other_first: bool| -> Result<(), Problem> {
+        let o = find(lookup.names, other, &path, "agent")?;
+        if o == index {
+            return Err(Problem::new(path, "an agent cannot feed itself"));
+        }
+        let (from, to) = if other_first { (o, index) } else { (index, o) };
+        edges.push(Edge { from, to, at: path });
+        Ok(())
+    };
+    for (j, input) in a.inputs.iter().enumerate() {
+        edge(&input.source, at.key("inputs").index(j).key("source"), true)?;
+    }
+    for (j, output) in a.outputs.iter().enumerate() {
+        edge(
+            &output.target,
+            at.key("outputs").index(j).key("target"),
+            false,
+        )?;
+    }
+    for (j, dep) in a.depends_on.iter().enumerate() {
+        edge(dep, at.key("depends_on").index(j), true)?;
+    }
+    let max_iterations = match a.max_iterations {
+        None => DEFAULT_MAX_ITERATIONS,
+        Some(0) => {
+            return Err(Problem::new(
+                at.key("max_iterations"),
+                "0 allows no model turn; expected at least 1",
+            ));
+        }
+        Some(n) => n,
+    };
+    if let Some(schema) = &a.output_schema
+        && let Err(e) = jsonschema::validator_for(schema)
+    {
+        return Err(Problem::new(
+            at.key("output_schema"),
+            format!("not a usable JSON Schema: {e}"),
+        ));
+    }
+    let budget = match &a.budget {
+        None => defaults.budget,
+        Some(b) => budget(defaults.budget, b, &at.key("budget"))?,
+    };
+    Ok(Agent {
+        name: a.name.clone(),
+        role,
+        model,
+        prompt: a.prompt.clone(),
+        mcp_servers,
+        max_iterations,
+        output_schema: a.output_schema.clone(),
+        budget,
+    })
+}
+
+/// A `model_services` name, else `provider:model`.
+fn model_ref(
+    name: &str,
+    at: &Path,
+    lookup: &Lookup<'_>,
+    in_place: &mut BTreeMap<String, Arc<ModelService>>,
+) -> Result<Arc<ModelService>, Problem> {
+    if let Some(s) = lookup.services.get(name) {
+        return Ok(Arc::clone(s));
+    }
+    if let Some(s) = in_place.get(name) {
+        return Ok(Arc::clone(s));
+    }
+    let provider = name
+        .split_once(':')
+        .and_then(|(p, model)| Some((Provider::from_name(p)?, model)))
+        .filter(|(_, model)| !model.is_empty());
+    let Some((provider, model)) = provider else {
+        let services: Vec<&str> = lookup.services.keys().map(String::as_str).collect();
+        let providers: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+        return Err(Problem::new(
+            at.clone(),
+            format!(
+                "unknown model {name:?}: neither a model_services name ({}) nor provider:model (providers: {})",
+                list_or_none(&services),
+                providers.join(", ")
+            ),
+        ));
+    };
+    let endpoint = Endpoint::from_config(provider, None, None, lookup.env)
+        .map_err(|e| Problem::new(at.clone(), e.to_string()))?;
+    let service = Arc::new(ModelService {
+        name: name.to_owned(),
+        model: model.to_owned(),
+        endpoint,
+    });
+    in_place.insert(name.to_owned(), Arc::clone(&service));
+    Ok(service)
+}
+
+fn service(s: &ModelServiceFile, at: &Path, env: &Env) -> Result<ModelService, Problem> {
+    let named = Provider::from_name(&s.provider).ok_or_else(|| {
+        let providers: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+        Problem::new(
+            at.key("provider"),
+            format!(
+                "unknown provider {:?} (providers: {})",
+                s.provider,
+                providers.join(", ")
+            ),
+        )
+    })?;
+    let c = &s.config;
+    let address = match (&c.address, &c.endpoint) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::new(
+                at.key("config").key("endpoint"),
+                "set config.address or config.endpoint, not both",
+            ));
+        }
+        (a, e) => a.as_deref().or(e.as_deref()),
+    };
+    // The runtime says which server speaks to us; the provider only names the model's origin
+    // (a Hugging Face model served by Ollama speaks Ollama's API).
+    let provider = match s.runtime {
+        Some(Runtime::Ollama) => Provider::Ollama,
+        Some(Runtime::Vllm) => Provider::OpenAiCompatible,
+        Some(Runtime::Cloud) | None => named,
+    };
+    let key = c.api_key.as_deref().map(ApiKey::new);
+    let endpoint = Endpoint::from_config(provider, address, key, env)
+        .map_err(|e| Problem::new(at.key("name"), format!("{}: {e}", s.name)))?;
+    Ok(ModelService {
+        name: s.name.clone(),
+        model: s.model.clone(),
+        endpoint,
+    })
+}
+
+pub(super) fn budget(base: Budget, b: &BudgetFile, at: &Path) -> Result<Budget, Problem> {
+    Ok(Budget {
+        wall_time: match &b.wall_time {
+            None => base.wall_time,
+            Some(raw) => duration(raw, &at.key("wall_time"))?,
+        },
+        input_tokens: b.input_tokens.unwrap_or(base.input_tokens),
+        output_tokens: b.output_tokens.unwrap_or(base.output_tokens),
+        model_calls: b.model_calls.unwrap_or(base.model_calls),
+        tool_calls: b.tool_calls.unwrap_or(base.tool_calls),
+    })
+}
+
+pub(super) fn duration(raw: &str, at: &Path) -> Result<Duration, Problem> {
+    match parse_duration(raw) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(Problem::new(at.clone(), "a zero duration allows nothing")),
+        Err(p) => Err(Problem::new(
+            at.clone(),
+            format!("{raw:?}: {p}; expected a duration such as 30s, 500ms or 2m"),
+        )),
+    }
+}
+
+pub(super) fn find(names: &[String], name: &str, at: &Path, what: &str) -> Result<usize, Problem> {
+    names
+        .iter()
+        .position(|n| n == name)
+        .ok_or_else(|| unknown(at.clone(), what, name, names.iter()))
+}
+
+pub(super) fn unknown<'a>(
+    at: Path,
+    what: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+) -> Problem {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    Problem::new(
+        at,
+        format!(
+            "unknown {what} {name:?} (declared: {})",
+            list_or_none(&known)
+        ),
+    )
+}
+
+pub(super) fn duplicate(at: Path, what: &str, name: &str) -> Problem {
+    Problem::new(
+        at,
+        format!("a second {what} named {name:?}; names must be unique"),
+    )
+}
+
+pub(super) fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}

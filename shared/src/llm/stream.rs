@@ -1,0 +1,165 @@
+//! A streamed answer: chunks cut into lines, lines decoded by the provider's wire format into
+//! [`Event`]s, with the first-token timeout before output starts and the gap timeout after.
+//! Dropping the stream drops the HTTP response, which closes its connection.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::error::LlmError;
+use super::event::Event;
+use super::{ollama, openai};
+use crate::outbound::{Chunks, OutboundError};
+
+/// Decodes one wire format, line by line.
+pub(super) trait Decode {
+    /// One complete line (without its line break).
+    fn line(&mut self, line: &str, out: &mut VecDeque<Event>) -> Result<(), LlmError>;
+    /// The body ended: the final event, or why the answer is incomplete.
+    fn end(&mut self, out: &mut VecDeque<Event>) -> Result<(), LlmError>;
+}
+
+#[derive(Debug)]
+pub(super) enum Decoder {
+    Ollama(ollama::Decoder),
+    OpenAi(openai::Decoder),
+}
+
+impl Decoder {
+    fn get(&mut self) -> &mut dyn Decode {
+        match self {
+            Self::Ollama(d) => d,
+            Self::OpenAi(d) => d,
+        }
+    }
+}
+
+/// The events of one model answer, read with [`ChatStream::next`].
+#[derive(Debug)]
+pub struct ChatStream {
+    chunks: Chunks,
+    decoder: Decoder,
+    host: String,
+    pending: Vec<u8>,
+    events: VecDeque<Event>,
+    /// Until output starts: when the first token must have arrived.
+    first_token_by: Option<Instant>,
+    first_token: Duration,
+    gap: Duration,
+    ended: bool,
+}
+
+impl ChatStream {
+    pub(super) fn new(
+        chunks: Chunks,
+        decoder: Decoder,
+        first_token_by: Instant,
+        first_token: Duration,
+        gap: Duration,
+    ) -> Self {
+        Self {
+            host: chunks.host().to_owned(),
+            chunks,
+            decoder,
+            pending: Vec::new(),
+            events: VecDeque::new(),
+            first_token_by: Some(first_token_by),
+            first_token,
+            gap,
+            ended: false,
+        }
+    }
+
+    /// The `host[:port]` answering.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The next event; `None` after [`Event::Done`] or after an error.
+    pub async fn next(&mut self) -> Option<Result<Event, LlmError>> {
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                if matches!(event, Event::Done(_)) {
+                    self.ended = true;
+                    self.events.clear();
+                }
+                return Some(Ok(event));
+            }
+            if self.ended {
+                return None;
+            }
+            if let Err(e) = self.read().await {
+                self.ended = true;
+                return Some(Err(e));
+            }
+        }
+    }
+
+    /// Reads one chunk and decodes its complete lines.
+    async fn read(&mut self) -> Result<(), LlmError> {
+        if let Some(by) = self.first_token_by {
+            let left = by.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.no_first_token());
+            }
+            self.chunks.set_gap(left);
+        }
+        match self.chunks.next().await {
+            Some(Ok(bytes)) => {
+                self.pending.extend_from_slice(&bytes);
+                while let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = self.pending.drain(..=at).collect();
+                    self.decode(&line[..line.len() - 1])?;
+                }
+                Ok(())
+            }
+            None => {
+                let rest = std::mem::take(&mut self.pending);
+                if !rest.is_empty() {
+                    self.decode(&rest)?;
+                }
+                self.decoder.get().end(&mut self.events)
+            }
+            Some(Err(e)) => Err(self.outbound(e)),
+        }
+    }
+
+    fn decode(&mut self, line: &[u8]) -> Result<(), LlmError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = std::str::from_utf8(line).map_err(|e| LlmError::Protocol {
+            host: self.host.clone(),
+            problem: format!("a line is not UTF-8: {e}"),
+        })?;
+        let before = self.events.len();
+        self.decoder.get().line(line, &mut self.events)?;
+        let output = self.events.iter().skip(before).any(|e| match e {
+            Event::Text(t) | Event::Thinking(t) => !t.is_empty(),
+            Event::ToolCall(_) | Event::Done(_) => true,
+        });
+        if output && self.first_token_by.take().is_some() {
+            self.chunks.set_gap(self.gap);
+        }
+        Ok(())
+    }
+
+    fn no_first_token(&self) -> LlmError {
+        LlmError::NoFirstToken {
+            host: self.host.clone(),
+            after: self.first_token,
+        }
+    }
+
+    fn outbound(&self, e: OutboundError) -> LlmError {
+        match e {
+            OutboundError::Stalled { .. } if self.first_token_by.is_some() => self.no_first_token(),
+            OutboundError::Stalled { host, gap } => LlmError::Stalled { host, gap },
+            OutboundError::TimedOut { host, after } => LlmError::TimedOut { host, after },
+            OutboundError::Body { host, problem } => LlmError::Interrupted {
+                host,
+                problem: Some(problem),
+            },
+            other => LlmError::Outbound(other),
+        }
+    }
+}
