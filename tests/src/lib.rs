@@ -561,3 +561,9 @@ pub mod seed;
 /// MCP clients (the official SDK in both protocol eras), raw JSON-RPC and SSE, gRPC-Web bodies
 /// for `mcp.MCPService`.
 pub mod mcp;
+
+/// A scripted loopback model server (OpenAI chat completions streaming).
+pub mod model;
+
+/// Server-sent events read off a live response.
+pub mod sse;

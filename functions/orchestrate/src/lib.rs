@@ -1,25 +1,35 @@
-//! The agent orchestrator function: today its validated configuration on top of the runtime;
-//! the run API (`POST /v1/run`) and the engine that walks workflows come next.
+//! The agent orchestrator function: the validated configuration, the run engine that walks its
+//! workflows, and the run API on the runtime's one port.
 
+pub mod api;
 pub mod config;
+pub mod run;
+pub mod toolbox;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use aixrun::{App, Function, StartupError};
+
+use crate::run::{Engine, RunMetrics};
 
 const FUNCTION: Function = Function {
     name: "orchestrate",
     version: env!("CARGO_PKG_VERSION"),
 };
 
+/// `LOG_PAYLOADS`: `true` lets run logs carry inputs and outputs (never by default).
+pub const LOG_PAYLOADS: &str = "LOG_PAYLOADS";
+
 /// Runs orchestrate until SIGTERM.
 pub fn main() -> ExitCode {
     aixrun::run(FUNCTION, |app| async move { setup(app) })
 }
 
-/// Loads the configuration: a bad one stops start-up (exit 2, one line).
-pub fn setup(app: App) -> Result<App, StartupError> {
-    let orchestration = config::load(app.env())?;
+/// Loads the configuration (a bad one stops start-up: exit 2, one line) and adds the run API.
+pub fn setup(mut app: App) -> Result<App, StartupError> {
+    let orchestration = Arc::new(config::load(app.env())?);
+    let log_payloads = app.env().bool_or(LOG_PAYLOADS, false)?;
     tracing::debug!(
         source = orchestration.source,
         workflows = orchestration
@@ -30,5 +40,21 @@ pub fn setup(app: App) -> Result<App, StartupError> {
             .join(","),
         "configuration loaded"
     );
-    Ok(app)
+    let tools = toolbox::Toolbox::new(&orchestration, app.env())?;
+    let metrics = RunMetrics::register(app.registry_mut());
+    let engine = Arc::new(Engine {
+        orchestration,
+        tools: Arc::new(tools),
+        metrics,
+        log_payloads,
+    });
+    let api = api::Api {
+        engine,
+        tasks: app.tasks(),
+        shutdown: app.shutdown(),
+    };
+    // Runs stream for minutes: the route's limit is the platform's request deadline, which
+    // the engine answers before; bodies are small.
+    let limits = app.route_limits().max_body_bytes(1024 * 1024);
+    Ok(app.rest_with_limits(api::router(api), limits))
 }

@@ -1,0 +1,258 @@
+//! The run API on the runtime's one port: `POST /v1/run` answers one JSON result, or the same
+//! run as server-sent events (`Accept: text/event-stream` or `"stream": true`) ending always in
+//! `run.finished`; `GET /v1/workflows` lists what is loaded. A caller that goes away cancels
+//! its run: a JSON run's handler is dropped, a streamed run's token is cancelled when its body is.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aixrun::error::{ApiError, ErrorKind};
+use aixrun::server::{Deadline, Shutdown};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::run::{Engine, Interruptions, RunEvent, RunSpec, lowered};
+
+/// A comment goes out when nothing else has for this long, so idle-timeout proxies keep the
+/// stream open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Events buffered per streamed run before the run waits for the client.
+const EVENT_BUFFER: usize = 64;
+/// Taken off the request's deadline so that a run answers before the platform's 504.
+const MAX_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+/// The fields a run request may have.
+const FIELDS: [&str; 6] = [
+    "input",
+    "workflow",
+    "metadata",
+    "budget",
+    "stream",
+    "deadline_ms",
+];
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct Api {
+    /// The engine every entry point drives.
+    pub engine: Arc<Engine>,
+    /// Streamed runs are spawned here, so the drain waits for their final event.
+    pub tasks: TaskTracker,
+    /// SIGTERM, which interrupts runs.
+    pub shutdown: Shutdown,
+}
+
+/// `POST /v1/run` and `GET /v1/workflows`.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/v1/run", post(run))
+        .route("/v1/workflows", get(workflows))
+        .with_state(api)
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::BadRequest, message)
+}
+
+/// Run ids: the process start time and a counter, unique per instance and cheap.
+fn run_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let epoch = EPOCH.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)
+    });
+    format!("run-{epoch:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn run(
+    State(api): State<Api>,
+    deadline: Option<axum::Extension<Deadline>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("the body is not JSON: {e}")).into_response(),
+    };
+    let Value::Object(fields) = request else {
+        return bad("the body must be a JSON object with an \"input\"").into_response();
+    };
+    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return bad(format!(
+            "unknown field {unknown:?}; expected {}",
+            FIELDS.join(", ")
+        ))
+        .into_response();
+    }
+    let spec = match spec(&api, &fields, deadline.map(|d| d.0)) {
+        Ok(spec) => spec,
+        Err(error) => return error.into_response(),
+    };
+    let stream = match fields.get("stream") {
+        None | Some(Value::Null) => accepts_event_stream(&headers),
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return bad("stream must be true or false").into_response(),
+    };
+    if !stream {
+        // The handler owns the run: a caller that disconnects drops it, and the run with it.
+        let stop = Interruptions {
+            cancel: CancellationToken::new(),
+            shutdown: api.shutdown.clone(),
+        };
+        let result = api.engine.run(spec, None, stop).await;
+        return axum::Json(result).into_response();
+    }
+    streamed(api, spec)
+}
+
+/// A run as server-sent events: the run is a tracked task, cancelled when the body is dropped.
+fn streamed(api: Api, spec: RunSpec) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel(EVENT_BUFFER);
+    let cancel = CancellationToken::new();
+    let stop = Interruptions {
+        cancel: cancel.clone(),
+        shutdown: api.shutdown.clone(),
+    };
+    let engine = api.engine.clone();
+    api.tasks.spawn(async move {
+        engine.run(spec, Some(tx), stop).await;
+    });
+    let guard = cancel.drop_guard();
+    // The stream ends when the run's task drops its sender, after run.finished; dropping the
+    // stream (the client left) drops the guard, which cancels the run.
+    let events = futures_util::stream::unfold((rx, guard, 0u64), |(mut rx, guard, n)| async move {
+        let event: RunEvent = rx.recv().await?;
+        let sse = Event::default()
+            .event(event.name())
+            .id(n.to_string())
+            .json_data(&event)
+            .unwrap_or_else(|_| Event::default().event("error").data("unencodable event"));
+        Some((Ok::<_, Infallible>(sse), (rx, guard, n + 1)))
+    });
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The run a request asks for, or the 4xx that says what is wrong with it.
+fn spec(
+    api: &Api,
+    fields: &Map<String, Value>,
+    route_deadline: Option<Deadline>,
+) -> Result<RunSpec, ApiError> {
+    let input = match fields.get("input") {
+        Some(v @ (Value::String(_) | Value::Object(_))) => v.clone(),
+        Some(_) => return Err(bad("input must be a string or an object")),
+        None => return Err(bad("input is required (a string or an object)")),
+    };
+    let orchestration = &api.engine.orchestration;
+    let names = || {
+        orchestration
+            .workflows
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let workflow = match fields.get("workflow") {
+        Some(Value::String(name)) => name.clone(),
+        Some(_) => return Err(bad("workflow must be a string")),
+        None if orchestration.workflows.len() == 1 => orchestration
+            .workflows
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_default(),
+        None if orchestration.workflows.contains_key("default") => "default".to_owned(),
+        None => return Err(bad(format!("workflow is required: one of {}", names()))),
+    };
+    if !orchestration.workflows.contains_key(&workflow) {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "unknown workflow {workflow:?}; the workflows are {}",
+                names()
+            ),
+        ));
+    }
+    if fields.get("metadata").is_some_and(|m| !m.is_object()) {
+        return Err(bad("metadata must be an object"));
+    }
+    let budget = match fields.get("budget") {
+        None => orchestration.defaults.budget,
+        Some(asked) => lowered(orchestration.defaults.budget, asked).map_err(bad)?,
+    };
+    let now = Instant::now();
+    let mut deadline = now + budget.wall_time;
+    if let Some(route) = route_deadline {
+        let left = route.remaining();
+        let margin = MAX_DEADLINE_MARGIN.min(left / 10);
+        deadline = deadline.min(now + left.saturating_sub(margin));
+    }
+    match fields.get("deadline_ms") {
+        None => {}
+        Some(v) => match v.as_u64() {
+            Some(ms) => deadline = deadline.min(now + Duration::from_millis(ms)),
+            None => return Err(bad("deadline_ms must be a whole number of milliseconds")),
+        },
+    }
+    Ok(RunSpec {
+        run_id: run_id(),
+        workflow,
+        input,
+        budget,
+        deadline,
+    })
+}
+
+async fn workflows(State(api): State<Api>) -> axum::Json<Value> {
+    let orchestration = &api.engine.orchestration;
+    let workflows: Vec<Value> = orchestration
+        .workflows
+        .values()
+        .map(|w| {
+            json!({
+                "name": w.name,
+                "description": w.description,
+                "agents": w.steps.iter().map(|a| json!({
+                    "name": a.name,
+                    "role": match a.role { crate::config::Role::React => "react", crate::config::Role::Logger => "logger" },
+                    "model": a.model.as_ref().map(|m| json!({
+                        "name": m.name,
+                        "model": m.model,
+                        "provider": m.endpoint.provider().name(),
+                    })),
+                    "mcp_servers": a.mcp_servers.iter().map(|s| json!({
+                        "name": s.name,
+                        "tools": s.tools,
+                    })).collect::<Vec<_>>(),
+                    "max_iterations": a.max_iterations,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "workflows": workflows }))
+}
