@@ -3,7 +3,7 @@
 //! blank lines, text in `choices[0].delta.content`, tool calls as `delta.tool_calls[]` fragments
 //! merged by `index` (id and name first, then argument pieces), a `finish_reason`, one usage
 //! chunk with `choices: []` (`stream_options.include_usage`), then `data: [DONE]`; errors as
-//! `{"error": {"message", "type", "code"}}` bodies. Scripted per test: each request takes the
+//! `{"error": {"message", "type", "code"}}` bodies; `GET /v1/models` lists the model. Scripted per test: each request takes the
 //! next [`Reply`]; every request body is kept for assertions.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -98,6 +98,10 @@ fn serve(
 ) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut length = 0;
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
@@ -112,6 +116,19 @@ fn serve(
     }
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    if request_line.starts_with("GET ") && request_line.contains("/models") {
+        // `GET /v1/models`: the model list (`{"object": "list", "data": [{"id", "object"}]}`).
+        let list = json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+            .to_string();
+        let mut out = stream;
+        let _ = write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{list}",
+            list.len()
+        );
         return;
     }
     log.lock()

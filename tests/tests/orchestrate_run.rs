@@ -260,3 +260,44 @@ async fn wait_until(done: impl Fn() -> bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_model_degrades_health_and_runs_get_503() {
+    let dir = TempDir::new();
+    let port = e2e::closed_port();
+    let yaml = format!(
+        "model_services:\n  - name: gone\n    provider: openai_compatible\n    model: m\n    \
+         config: {{address: http://127.0.0.1:{port}/v1}}\n\
+         agents:\n  - name: assistant\n    role: react\n    model: gone\n"
+    );
+    let path = dir.path().join("orchestrate.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let path = path.display().to_string();
+    // Ready even so: one dependency's outage must not take every instance out of rotation.
+    let app = tokio::task::block_in_place(|| {
+        TestApp::spawn("orchestrate", &[("ORCHESTRATE_CONFIG", path.as_str())])
+    });
+    let health: Value = clients::http1()
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    let check = &health["checks"]["model:gone"];
+    assert_eq!(check["status"], "unhealthy", "{health}");
+    let message = check["message"].as_str().unwrap();
+    assert!(
+        message.contains("model m") && message.contains(&port.to_string()),
+        "{message}"
+    );
+    let (status, body) = post_run(&app, json!({"input": "x"})).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "unavailable");
+    assert!(
+        body["error"].as_str().unwrap().contains(&port.to_string()),
+        "{body}"
+    );
+}

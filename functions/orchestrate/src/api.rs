@@ -46,6 +46,8 @@ const FIELDS: [&str; 6] = [
 pub struct Api {
     /// The engine every entry point drives.
     pub engine: Arc<Engine>,
+    /// Whether the models answer.
+    pub models: Arc<crate::reachability::Reachability>,
     /// Streamed runs are spawned here, so the drain waits for their final event.
     pub tasks: TaskTracker,
     /// SIGTERM, which interrupts runs.
@@ -100,6 +102,13 @@ async fn run(
         Ok(spec) => spec,
         Err(error) => return error.into_response(),
     };
+    if let Some(workflow) = api.engine.workflow(&spec.workflow)
+        && let Err(why) = api.models.workflow(workflow).await
+    {
+        return ApiError::new(ErrorKind::Unavailable, why)
+            .retry_after(5)
+            .into_response();
+    }
     let stream = match fields.get("stream") {
         None | Some(Value::Null) => accepts_event_stream(&headers),
         Some(Value::Bool(b)) => *b,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod reachability;
 pub mod run;
 pub mod toolbox;
 
@@ -41,6 +42,19 @@ pub fn setup(mut app: App) -> Result<App, StartupError> {
         "configuration loaded"
     );
     let tools = toolbox::Toolbox::new(&orchestration, app.env())?;
+    let models = Arc::new(reachability::Reachability::new(
+        &orchestration,
+        app.config().health_check_ttl,
+    ));
+    for name in models.names().map(str::to_owned).collect::<Vec<_>>() {
+        let models = models.clone();
+        let check_name = name.clone();
+        app.health()
+            .add_check(format!("model:{name}"), false, move || {
+                let (models, name) = (models.clone(), check_name.clone());
+                async move { models.check(&name).await.map(|()| "reachable".to_owned()) }
+            });
+    }
     let metrics = RunMetrics::register(app.registry_mut());
     let engine = Arc::new(Engine {
         orchestration,
@@ -50,6 +64,7 @@ pub fn setup(mut app: App) -> Result<App, StartupError> {
     });
     let api = api::Api {
         engine,
+        models,
         tasks: app.tasks(),
         shutdown: app.shutdown(),
     };

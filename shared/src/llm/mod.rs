@@ -31,6 +31,7 @@ mod event;
 mod limits;
 mod ollama;
 mod openai;
+mod probe;
 mod request;
 mod stream;
 #[cfg(test)]

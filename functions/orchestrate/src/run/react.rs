@@ -134,10 +134,15 @@ async fn model_turn(
     limits: &CallLimits,
 ) -> Result<Turn, StepEnd> {
     let started = Instant::now();
-    let mut stream = endpoint
-        .chat(request, limits)
-        .await
-        .map_err(|e| StepEnd::Failed(e.to_string()))?;
+    // A call cut short by the run's own deadline is the deadline, not a model failure.
+    let failed = |e: aixrun::llm::LlmError| {
+        if ctx.meter.remaining().is_zero() {
+            StepEnd::Stopped(Stop::Deadline)
+        } else {
+            StepEnd::Failed(e.to_string())
+        }
+    };
+    let mut stream = endpoint.chat(request, limits).await.map_err(failed)?;
     let mut turn = Turn {
         text: String::new(),
         calls: Vec::new(),
@@ -185,7 +190,7 @@ async fn model_turn(
                     0,
                     started.elapsed(),
                 );
-                return Err(StepEnd::Failed(e.to_string()));
+                return Err(failed(e));
             }
         }
     }
