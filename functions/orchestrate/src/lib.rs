@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod mcp;
 pub mod reachability;
 pub mod run;
 pub mod toolbox;
@@ -41,7 +42,8 @@ pub fn setup(mut app: App) -> Result<App, StartupError> {
             .join(","),
         "configuration loaded"
     );
-    let tools = toolbox::Toolbox::new(&orchestration, app.env())?;
+    let env = app.env().clone();
+    let tools = toolbox::Toolbox::new(&orchestration, &env, app.registry_mut())?;
     let models = Arc::new(reachability::Reachability::new(
         &orchestration,
         app.config().health_check_ttl,

@@ -1,0 +1,444 @@
+//! The `grpc` transport: a tonic client of `mcp.MCPService`. Full JSON Schemas come from the
+//! added `input_schema_json` / `output_schema_json` fields, falling back to the seed's flat
+//! `Schema` for servers built from the seed's proto; arguments go as `arguments_json` (plus
+//! the seed's `arguments` map for such servers). The call's timeout is its gRPC deadline, and
+//! dropping the call's future resets the HTTP/2 stream, which the server sees as a cancel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use super::auth::AuthProvider;
+use super::tls::TlsFiles;
+use super::{Arguments, Content, McpError, McpServer, ToolInfo, ToolList, ToolResult};
+
+/// Generated client of `proto/mcp.proto` (see `build.rs`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("mcp");
+}
+
+use pb::mcp_service_client::McpServiceClient;
+
+/// Longest a whole listing (every page) may take.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the TCP and TLS connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most pages one listing follows: a server repeating cursors cannot keep us looping.
+const MAX_PAGES: usize = 100;
+/// Largest message accepted from the server (tool results can be large; tonic's default is
+/// 4 MiB).
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Longest server message quoted in an error.
+const MAX_QUOTED: usize = 500;
+
+/// One server reached over `mcp.MCPService`.
+pub struct GrpcServer {
+    name: String,
+    /// "name (host)", for messages.
+    label: String,
+    url: String,
+    client: McpServiceClient<Channel>,
+    auth: Option<Arc<dyn AuthProvider>>,
+    /// Set when the last listing had no `input_schema_json`: a server of the seed's proto,
+    /// which only reads the `arguments` map.
+    seed: AtomicBool,
+}
+
+impl GrpcServer {
+    /// A client for `url` (`http://` for plaintext h2c, `https://` for TLS with `tls`). The
+    /// connection is made on first use (and again after a failure), so building one needs no
+    /// reachable server, only a Tokio runtime.
+    pub fn new(
+        name: &str,
+        url: &str,
+        tls: &TlsFiles,
+        auth: Option<Arc<dyn AuthProvider>>,
+    ) -> Result<Self, McpError> {
+        let host = host_of(url);
+        let label = format!("{name} ({host})");
+        let config = |problem: String| McpError::Config {
+            server: label.clone(),
+            problem,
+        };
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|_| config("the gRPC address is not a valid URI".into()))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        if url.starts_with("https://") {
+            let material = tls.read().map_err(config)?;
+            endpoint = endpoint
+                .tls_config(material.tonic())
+                .map_err(|e| config(format!("TLS: {e}")))?;
+        } else if !tls.is_empty() {
+            return Err(config(
+                "TLS files are set but the address is not https://".into(),
+            ));
+        }
+        let client = McpServiceClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self {
+            name: name.to_owned(),
+            label,
+            url: url.to_owned(),
+            client,
+            auth,
+            seed: AtomicBool::new(false),
+        })
+    }
+
+    async fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        // Sent as `grpc-timeout`: the server stops the work when it passes.
+        request.set_timeout(timeout);
+        if let Some(auth) = &self.auth
+            && let Some(header) = auth.header(&self.url).await
+            && let Ok(text) = header.to_str()
+            && let Ok(mut value) = text.parse::<tonic::metadata::MetadataValue<_>>()
+        {
+            value.set_sensitive(true);
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+
+    fn status_error(&self, tool: Option<&str>, status: &Status, timeout: Duration) -> McpError {
+        let server = self.label.clone();
+        let message = quote(status.message());
+        match (status.code(), tool) {
+            (Code::NotFound, Some(tool)) => McpError::UnknownTool {
+                server,
+                tool: tool.to_owned(),
+            },
+            (Code::InvalidArgument, Some(tool)) => McpError::InvalidArguments {
+                server,
+                tool: tool.to_owned(),
+                message,
+            },
+            (Code::DeadlineExceeded, _) => McpError::Timeout { server, timeout },
+            (Code::Unavailable | Code::Unknown | Code::Cancelled, _) => McpError::Transport {
+                server,
+                problem: format!("gRPC {:?}: {message}", status.code()),
+            },
+            (code, _) => McpError::Protocol {
+                server,
+                problem: format!("gRPC {code:?}: {message}"),
+            },
+        }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> McpError {
+        McpError::Timeout {
+            server: self.label.clone(),
+            timeout,
+        }
+    }
+
+    async fn list_pages(&self) -> Result<ToolList, McpError> {
+        let mut tools = Vec::new();
+        let mut cursor = String::new();
+        let mut seed = false;
+        for _ in 0..MAX_PAGES {
+            let mut client = self.client.clone();
+            let request = self
+                .request(pb::ListToolsRequest { cursor }, LIST_TIMEOUT)
+                .await;
+            let page = client
+                .list_tools(request)
+                .await
+                .map_err(|s| self.status_error(None, &s, LIST_TIMEOUT))?
+                .into_inner();
+            for tool in page.tools {
+                seed |= tool.input_schema_json.trim().is_empty();
+                match to_tool_info(tool) {
+                    Ok(info) => tools.push(info),
+                    Err(problem) => {
+                        tracing::warn!(server = %self.name, "skipped a tool: {problem}")
+                    }
+                }
+            }
+            if page.next_cursor.is_empty() {
+                self.seed.store(seed, Ordering::Relaxed);
+                return Ok(ToolList {
+                    tools: tools.into(),
+                    ttl: None,
+                });
+            }
+            cursor = page.next_cursor;
+        }
+        Err(McpError::Protocol {
+            server: self.label.clone(),
+            problem: format!("tool list longer than {MAX_PAGES} pages"),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl McpServer for GrpcServer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn list_tools(&self) -> Result<ToolList, McpError> {
+        tokio::time::timeout(LIST_TIMEOUT, self.list_pages())
+            .await
+            .map_err(|_| self.timed_out(LIST_TIMEOUT))?
+    }
+
+    async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Arguments,
+        timeout: Duration,
+    ) -> Result<ToolResult, McpError> {
+        let arguments_json = Value::Object(arguments.clone()).to_string();
+        let arguments = if self.seed.load(Ordering::Relaxed) {
+            arguments
+                .into_iter()
+                .map(|(k, v)| (k, to_pb_value(v)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let message = pb::CallToolRequest {
+            name: tool.to_owned(),
+            arguments,
+            arguments_json,
+        };
+        let call = async {
+            let request = self.request(message, timeout).await;
+            self.client.clone().call_tool(request).await
+        };
+        // The deadline is also enforced here: a server that ignores `grpc-timeout` still
+        // cannot hold the call longer.
+        let response = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| self.timed_out(timeout))?
+            .map_err(|s| self.status_error(Some(tool), &s, timeout))?
+            .into_inner();
+        from_pb_result(response).map_err(|problem| McpError::Protocol {
+            server: self.label.clone(),
+            problem: format!("tool {tool}: {problem}"),
+        })
+    }
+}
+
+/// The host of `url` for messages, without userinfo, path or query.
+pub(crate) fn host_of(url: &str) -> String {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|u| {
+            u.authority()
+                .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_owned())
+        })
+        .unwrap_or_else(|| "an invalid address".into())
+}
+
+fn quote(message: &str) -> String {
+    match message.char_indices().nth(MAX_QUOTED) {
+        Some((end, _)) => format!("{}...", &message[..end]),
+        None => message.to_owned(),
+    }
+}
+
+fn to_tool_info(tool: pb::Tool) -> Result<ToolInfo, String> {
+    let parse = |what: &str, text: &str| -> Result<Option<Value>, String> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| format!("{}: {what} is not JSON: {e}", tool.name))
+    };
+    let input_schema = match parse("input_schema_json", &tool.input_schema_json)? {
+        Some(schema) => schema,
+        None => from_flat_schema(tool.input_schema.as_ref()),
+    };
+    Ok(ToolInfo {
+        output_schema: parse("output_schema_json", &tool.output_schema_json)?,
+        annotations: parse("annotations_json", &tool.annotations_json)?,
+        title: (!tool.title.is_empty()).then(|| tool.title.clone()),
+        input_schema,
+        description: tool.description,
+        name: tool.name,
+    })
+}
+
+/// The seed's flat schema (top-level properties: type, description, default) as JSON Schema.
+fn from_flat_schema(schema: Option<&pb::Schema>) -> Value {
+    let Some(schema) = schema else {
+        return json!({"type": "object"});
+    };
+    let properties: Map<String, Value> = schema
+        .properties
+        .iter()
+        .map(|(name, field)| {
+            let mut prop = Map::new();
+            if !field.r#type.is_empty() {
+                prop.insert("type".into(), Value::String(field.r#type.clone()));
+            }
+            if !field.description.is_empty() {
+                prop.insert("description".into(), field.description.clone().into());
+            }
+            if let Some(default) = field.default_value.clone() {
+                prop.insert("default".into(), from_pb_value(default));
+            }
+            (name.clone(), Value::Object(prop))
+        })
+        .collect();
+    let mut out = json!({"type": "object", "properties": properties});
+    if !schema.required.is_empty() {
+        out["required"] = json!(schema.required);
+    }
+    out
+}
+
+fn from_pb_result(response: pb::CallToolResponse) -> Result<ToolResult, String> {
+    let structured_content = if response.structured_content_json.trim().is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_str(&response.structured_content_json)
+                .map_err(|e| format!("structured_content_json is not JSON: {e}"))?,
+        )
+    };
+    Ok(ToolResult {
+        content: response.content.into_iter().map(from_pb_content).collect(),
+        structured_content,
+        is_error: response.is_error,
+    })
+}
+
+fn from_pb_content(content: pb::Content) -> Content {
+    let mime_type = if content.mime_type.is_empty() {
+        content
+            .metadata
+            .get("mimeType")
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        content.mime_type.clone()
+    };
+    match content.r#type.as_str() {
+        "image" => Content::Image {
+            data: STANDARD.encode(&content.data),
+            mime_type,
+        },
+        "audio" => Content::Audio {
+            data: STANDARD.encode(&content.data),
+            mime_type,
+        },
+        "resource" => {
+            let uri = if content.uri.is_empty() {
+                content.metadata.get("uri").cloned().unwrap_or_default()
+            } else {
+                content.uri.clone()
+            };
+            let mut resource = json!({"uri": uri});
+            if !mime_type.is_empty() {
+                resource["mimeType"] = mime_type.into();
+            }
+            if content.data.is_empty() {
+                resource["text"] = content.text.into();
+            } else {
+                resource["blob"] = STANDARD.encode(&content.data).into();
+            }
+            Content::Resource { resource }
+        }
+        // "text", and any type this client does not know: its text is what a model can read.
+        _ => Content::Text { text: content.text },
+    }
+}
+
+fn to_pb_value(value: Value) -> pb::Value {
+    use pb::value::Kind;
+    let kind = match value {
+        Value::Null => Kind::NullValue(pb::NullValue::NullValue as i32),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s),
+        Value::Array(items) => Kind::ListValue(pb::ListValue {
+            values: items.into_iter().map(to_pb_value).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(pb::StructValue {
+            fields: map.into_iter().map(|(k, v)| (k, to_pb_value(v))).collect(),
+        }),
+    };
+    pb::Value { kind: Some(kind) }
+}
+
+fn from_pb_value(value: pb::Value) -> Value {
+    use pb::value::Kind;
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::NumberValue(n)) => json!(n),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(from_pb_value).collect()),
+        Some(Kind::StructValue(s)) => Value::Object(
+            s.fields
+                .into_iter()
+                .map(|(k, v)| (k, from_pb_value(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed's proto has only fields 1-3 of `Tool`: the flat schema becomes JSON Schema.
+    #[test]
+    fn seed_flat_schema_becomes_json_schema() {
+        let tool = pb::Tool {
+            name: "get_weather".into(),
+            input_schema: Some(pb::Schema {
+                r#type: "object".into(),
+                properties: HashMap::from([(
+                    "city".to_owned(),
+                    pb::SchemaField {
+                        r#type: "string".into(),
+                        description: "City name".into(),
+                        default_value: None,
+                    },
+                )]),
+                required: vec!["city".into()],
+            }),
+            ..Default::default()
+        };
+        let info = to_tool_info(tool).unwrap();
+        assert_eq!(
+            info.input_schema,
+            json!({"type": "object", "required": ["city"],
+                   "properties": {"city": {"type": "string", "description": "City name"}}})
+        );
+    }
+
+    #[test]
+    fn binary_content_is_base64_and_hosts_drop_userinfo() {
+        let content = from_pb_content(pb::Content {
+            r#type: "image".into(),
+            data: vec![1, 2, 3],
+            mime_type: "image/png".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            content,
+            Content::Image {
+                data: "AQID".into(),
+                mime_type: "image/png".into()
+            }
+        );
+        assert_eq!(
+            host_of("https://u:p@tools.example:8443/x?q"),
+            "tools.example:8443"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The HTTP client under rmcp's Streamable HTTP transport: a reqwest client built for one
+//! server (its TLS and mTLS, a connect timeout, no redirects, no proxy from the environment)
+//! that asks the [`AuthProvider`] for `Authorization` before every request, so that expiring
+//! identity tokens are refreshed without reconnecting.
+//!
+//! Why not `aixrun::outbound`: its one shared client cannot carry a per-server CA or client
+//! certificate, and rmcp needs a streaming client it can drive itself (SSE responses, closing
+//! a stream to cancel). What outbound guarantees still holds: every call runs under a
+//! deadline ([`super::HttpServer`] wraps it in `tokio::time::timeout`), response bodies are
+//! capped (rmcp's reqwest client enforces `max_json_response_size` and `max_sse_event_size`,
+//! set by `HttpServer`), redirects are never followed, and errors name only the host.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+use sse_stream::Sse;
+
+use crate::mcp::auth::AuthProvider;
+use crate::mcp::tls::TlsFiles;
+
+/// Longest wait for the TCP and TLS connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// reqwest plus the identity hook.
+#[derive(Clone)]
+pub(crate) struct AuthedClient {
+    inner: reqwest::Client,
+    auth: Option<Arc<dyn AuthProvider>>,
+    audience: Arc<str>,
+}
+
+impl AuthedClient {
+    /// The client for the server at `url`.
+    pub(crate) fn new(
+        url: &str,
+        tls: &TlsFiles,
+        auth: Option<Arc<dyn AuthProvider>>,
+    ) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A redirect could carry the token to another origin; MCP servers don't redirect.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("aixrun-orchestrate/", env!("CARGO_PKG_VERSION")));
+        if url.starts_with("https://") {
+            builder = tls.read()?.reqwest(builder)?;
+        } else if !tls.is_empty() {
+            return Err("TLS files are set but the URL is not https://".into());
+        }
+        let inner = builder
+            .build()
+            .map_err(|_| "the HTTP client could not be built (TLS setup)".to_owned())?;
+        Ok(Self {
+            inner,
+            auth,
+            audience: url.into(),
+        })
+    }
+
+    /// `headers` plus `Authorization` when the provider gives one.
+    async fn with_auth(
+        &self,
+        mut headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HashMap<HeaderName, HeaderValue> {
+        if let Some(auth) = &self.auth
+            && let Some(value) = auth.header(&self.audience).await
+        {
+            headers.insert(AUTHORIZATION, value);
+        }
+        headers
+    }
+}
+
+// Every method delegates to rmcp's reqwest implementation (which enforces the response
+// limits); only the headers change. rmcp's own `auth_header` (a static bearer) is unused.
+impl StreamableHttpClient for AuthedClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default(),
+        )
+        .await
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        let headers = self.with_auth(custom_headers).await;
+        self.inner
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        let headers = self.with_auth(custom_headers).await;
+        self.inner
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                headers,
+                limits,
+            )
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), StreamableHttpError<Self::Error>> {
+        let headers = self.with_auth(custom_headers).await;
+        self.inner
+            .delete_session(uri, session_id, auth_header, headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        let headers = self.with_auth(custom_headers).await;
+        self.inner
+            .get_stream(uri, session_id, last_event_id, auth_header, headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        let headers = self.with_auth(custom_headers).await;
+        self.inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}

@@ -1,0 +1,339 @@
+//! The `http` transport: MCP over Streamable HTTP to any standards-compliant server, through
+//! the official SDK's client (rmcp). The first connection probes 2026-07-28 with
+//! `server/discover` and falls back to the 2025-11-25 `initialize` handshake when the server
+//! answers as a legacy one (rmcp's `ClientLifecycleMode::Auto`, like the Python SDK's auto
+//! mode); the era that worked is remembered, so reconnections go straight to it.
+//!
+//! Cancellation is rmcp's when the call's future is dropped: it sends
+//! `notifications/cancelled` with the request id, and its HTTP worker closes the request's
+//! response stream, which is the cancel on 2026-07-28 servers.
+
+mod client;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::ServiceError;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, ErrorCode, Implementation,
+    ProtocolVersion,
+};
+use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_client_with_lifecycle};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::Value;
+
+use super::auth::AuthProvider;
+use super::error::redact;
+use super::grpc::host_of;
+use super::tls::TlsFiles;
+use super::{Arguments, Content, McpError, McpServer, ToolInfo, ToolList, ToolResult};
+use client::AuthedClient;
+
+/// Longest a connection handshake plus a whole listing may take.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest JSON response or SSE event accepted (a tool result).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Longest server message quoted in an error.
+const MAX_QUOTED: usize = 500;
+
+/// The protocol era a server was found to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// 2026-07-28: stateless, `server/discover`.
+    Modern,
+    /// 2025-11-25 and older: `initialize` handshake.
+    Legacy,
+}
+
+type Connection = RunningService<RoleClient, ClientConfig>;
+
+/// One server reached over Streamable HTTP.
+pub struct HttpServer {
+    name: String,
+    /// "name (host)", for messages.
+    label: String,
+    url: String,
+    host: String,
+    client: AuthedClient,
+    era: Mutex<Option<Era>>,
+    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+}
+
+impl HttpServer {
+    /// A client for the MCP endpoint at `url` (`http://` or `https://` with `tls`). Nothing
+    /// is sent until the first list or call.
+    pub fn new(
+        name: &str,
+        url: &str,
+        tls: &TlsFiles,
+        auth: Option<Arc<dyn AuthProvider>>,
+    ) -> Result<Self, McpError> {
+        let host = host_of(url);
+        let label = format!("{name} ({host})");
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(McpError::Config {
+                server: label,
+                problem: "the MCP URL must start with http:// or https://".into(),
+            });
+        }
+        let client = AuthedClient::new(url, tls, auth).map_err(|problem| McpError::Config {
+            server: label.clone(),
+            problem,
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            label,
+            url: url.to_owned(),
+            host,
+            client,
+            era: Mutex::new(None),
+            connection: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The era the server answered in, once connected.
+    pub fn era(&self) -> Option<Era> {
+        *self.era.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn quote(&self, message: &str) -> String {
+        let message = redact(message, &self.url, &self.host);
+        match message.char_indices().nth(MAX_QUOTED) {
+            Some((end, _)) => format!("{}...", &message[..end]),
+            None => message,
+        }
+    }
+
+    /// The open connection, or a new one in the remembered era (probing when none is known).
+    async fn connection(&self) -> Result<Arc<Connection>, McpError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref()
+            && !connection.is_transport_closed()
+        {
+            return Ok(connection.clone());
+        }
+        let lifecycle = match self.era() {
+            None => ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: Some(ProtocolVersion::V_2025_11_25),
+            },
+            Some(Era::Modern) => ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+            Some(Era::Legacy) => ClientLifecycleMode::Initialize,
+        };
+        let config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str())
+            .max_json_response_size(MAX_RESPONSE_BYTES);
+        let mut config = config;
+        config.max_sse_event_size = MAX_RESPONSE_BYTES;
+        let transport = StreamableHttpClientTransport::with_client(self.client.clone(), config);
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("aixrun-orchestrate", env!("CARGO_PKG_VERSION")),
+        );
+        let connection = serve_client_with_lifecycle(info, transport, lifecycle)
+            .await
+            .map_err(|e| McpError::Transport {
+                server: self.label.clone(),
+                problem: format!("could not connect: {}", self.quote(&e.to_string())),
+            })?;
+        let version = connection
+            .peer_info()
+            .map(|info| info.protocol_version.clone());
+        let era = match version {
+            Some(v) if !v.has_initialize() => Era::Modern,
+            _ => Era::Legacy,
+        };
+        *self.era.lock().unwrap_or_else(|e| e.into_inner()) = Some(era);
+        tracing::debug!(server = %self.name, ?era, "MCP server connected");
+        let connection = Arc::new(connection);
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Forgets a connection whose transport failed, so that the next use reconnects.
+    async fn forget(&self, error: &ServiceError) {
+        if matches!(
+            error,
+            ServiceError::TransportClosed | ServiceError::TransportSend(_)
+        ) {
+            *self.connection.lock().await = None;
+        }
+    }
+
+    fn service_error(&self, tool: Option<&str>, error: ServiceError) -> McpError {
+        let server = self.label.clone();
+        match error {
+            // Tools' protocol errors are all -32602 (server/tools.mdx, "Error Handling"):
+            // unknown tool and invalid arguments differ only by their message.
+            ServiceError::McpError(e) if e.code == ErrorCode::INVALID_PARAMS && tool.is_some() => {
+                let tool = tool.unwrap_or_default().to_owned();
+                let lower = e.message.to_lowercase();
+                if lower.contains("unknown tool") || lower.contains("not found") {
+                    McpError::UnknownTool { server, tool }
+                } else {
+                    McpError::InvalidArguments {
+                        server,
+                        tool,
+                        message: self.quote(&e.message),
+                    }
+                }
+            }
+            ServiceError::McpError(e) => McpError::Protocol {
+                server,
+                problem: format!("JSON-RPC error {}: {}", e.code.0, self.quote(&e.message)),
+            },
+            ServiceError::Timeout { timeout } => McpError::Timeout { server, timeout },
+            e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_)) => {
+                McpError::Transport {
+                    server,
+                    problem: self.quote(&e.to_string()),
+                }
+            }
+            e => McpError::Protocol {
+                server,
+                problem: self.quote(&e.to_string()),
+            },
+        }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> McpError {
+        McpError::Timeout {
+            server: self.label.clone(),
+            timeout,
+        }
+    }
+
+    async fn list(&self) -> Result<ToolList, McpError> {
+        let connection = self.connection().await?;
+        let merged = match connection.peer().list_all_tools_with_cache_hint().await {
+            Ok(merged) => merged,
+            Err(e) => {
+                self.forget(&e).await;
+                return Err(self.service_error(None, e));
+            }
+        };
+        let mut tools = Vec::with_capacity(merged.items.len());
+        for tool in merged.items {
+            match to_tool_info(serde_json::to_value(tool).unwrap_or_default()) {
+                Some(info) => tools.push(info),
+                None => tracing::warn!(server = %self.name, "skipped a tool without a name"),
+            }
+        }
+        Ok(ToolList {
+            tools: tools.into(),
+            ttl: merged.ttl_ms.map(Duration::from_millis),
+        })
+    }
+
+    async fn call(&self, tool: &str, arguments: Arguments) -> Result<ToolResult, McpError> {
+        let connection = self.connection().await?;
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        match connection.peer().call_tool(params).await {
+            Ok(result) => Ok(to_tool_result(
+                serde_json::to_value(result).unwrap_or_default(),
+            )),
+            Err(e) => {
+                self.forget(&e).await;
+                Err(self.service_error(Some(tool), e))
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl McpServer for HttpServer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn list_tools(&self) -> Result<ToolList, McpError> {
+        tokio::time::timeout(LIST_TIMEOUT, self.list())
+            .await
+            .map_err(|_| self.timed_out(LIST_TIMEOUT))?
+    }
+
+    async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Arguments,
+        timeout: Duration,
+    ) -> Result<ToolResult, McpError> {
+        // Dropping the inner future on timeout is the same cancel as the caller dropping ours.
+        tokio::time::timeout(timeout, self.call(tool, arguments))
+            .await
+            .map_err(|_| self.timed_out(timeout))?
+    }
+}
+
+/// A tool as `tools/list` gives it (schema.mdx `Tool`); `None` without a name.
+fn to_tool_info(tool: Value) -> Option<ToolInfo> {
+    let text = |key: &str| tool.get(key).and_then(Value::as_str).map(str::to_owned);
+    Some(ToolInfo {
+        name: text("name")?,
+        title: text("title"),
+        description: text("description").unwrap_or_default(),
+        input_schema: tool
+            .get("inputSchema")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+        output_schema: tool.get("outputSchema").cloned(),
+        annotations: tool.get("annotations").cloned(),
+    })
+}
+
+/// A `CallToolResult` (schema.mdx): content blocks this client doesn't know become their
+/// JSON text rather than being lost.
+fn to_tool_result(result: Value) -> ToolResult {
+    let content = result
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .map(|block| {
+                    serde_json::from_value::<Content>(block.clone())
+                        .unwrap_or_else(|_| Content::text(block.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ToolResult {
+        content,
+        structured_content: result.get("structuredContent").cloned(),
+        is_error: result
+            .get("isError")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The `CallToolResult` example of server/tools.mdx, with a block type from a later
+    /// revision this client doesn't know.
+    #[test]
+    fn results_keep_every_block() {
+        let result = to_tool_result(json!({
+            "content": [
+                {"type": "text", "text": "72F"},
+                {"type": "image", "data": "AQID", "mimeType": "image/png"},
+                {"type": "hologram", "x": 1}
+            ],
+            "structuredContent": {"temperature": 72},
+            "isError": false
+        }));
+        assert_eq!(result.content[0], Content::text("72F"));
+        assert!(matches!(result.content[1], Content::Image { .. }));
+        assert_eq!(
+            result.content[2],
+            Content::text(r#"{"type":"hologram","x":1}"#)
+        );
+        assert_eq!(result.structured_content, Some(json!({"temperature": 72})));
+        assert!(!result.is_error);
+    }
+}
