@@ -301,3 +301,105 @@ async fn an_unreachable_model_degrades_health_and_runs_get_503() {
         "{body}"
     );
 }
+
+/// A react agent whose MCP server is `server_yaml` (one `mcp_servers` entry named `tools`).
+fn spawn_with_tools(dir: &TempDir, model: &FakeModel, server_yaml: &str) -> TestApp {
+    let yaml = format!(
+        "mcp_servers:\n{server_yaml}\
+         model_services:\n  - name: fake\n    provider: openai_compatible\n    model: fake-model\n    \
+         config: {{address: {base}}}\n\
+         agents:\n  - name: assistant\n    role: react\n    model: fake\n    mcp_servers: [tools]\n",
+        base = model.base()
+    );
+    let path = dir.path().join("orchestrate.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let path = path.display().to_string();
+    tokio::task::block_in_place(|| {
+        TestApp::spawn("orchestrate", &[("ORCHESTRATE_CONFIG", path.as_str())])
+    })
+}
+
+async fn two_calls_then_an_answer(app: &TestApp, model: &FakeModel) {
+    let (_, result) = post_run(app, json!({"input": "echo hi"})).await;
+    assert_eq!(result["status"], "completed", "{result}");
+    assert_eq!(result["output"], "done");
+    let calls = result["steps"][0]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{result}");
+    assert_eq!(calls[0]["name"], "echo");
+    assert!(
+        calls[0]["result"].as_str().unwrap().contains("hi"),
+        "{result}"
+    );
+    // A tool the model made up goes back to it as a tool error, not a failed run.
+    assert!(
+        calls[1]["error"].as_str().unwrap().contains("unknown tool"),
+        "{result}"
+    );
+    assert_eq!(result["usage"]["tool_calls"], 2);
+    // The model saw the tools, then both results, in its own order.
+    let first = &model.requests()[0];
+    assert!(
+        first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "echo")
+    );
+    let second = &model.requests()[1]["messages"];
+    let tool_messages: Vec<&Value> = second
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .collect();
+    assert_eq!(tool_messages.len(), 2, "{second}");
+    assert_eq!(tool_messages[0]["tool_call_id"], "call_0");
+    assert_eq!(tool_messages[1]["tool_call_id"], "call_1");
+}
+
+fn script() -> Vec<Reply> {
+    vec![
+        Reply::ToolCalls(
+            vec![
+                ("echo".into(), json!({"text": "hi"}).to_string()),
+                ("nope".into(), "{}".into()),
+            ],
+            (20, 8),
+        ),
+        Reply::text("done"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_react_run_calls_tools_over_grpc_and_feeds_a_wrong_call_back() {
+    let tools = tokio::task::block_in_place(|| TestApp::spawn("mcp-tool", &[]));
+    let model = FakeModel::openai(script());
+    let dir = TempDir::new();
+    let server = format!(
+        "  - name: tools\n    transport: grpc\n    address: http://{}\n",
+        tools.addr
+    );
+    let app = spawn_with_tools(&dir, &model, &server);
+    two_calls_then_an_answer(&app, &model).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_react_run_calls_tools_over_streamable_http() {
+    let tools = tokio::task::block_in_place(|| TestApp::spawn("mcp-tool", &[]));
+    let model = FakeModel::openai(script());
+    let dir = TempDir::new();
+    let server = format!(
+        "  - name: tools\n    transport: http\n    url: http://{}/mcp\n",
+        tools.addr
+    );
+    let app = spawn_with_tools(&dir, &model, &server);
+    two_calls_then_an_answer(&app, &model).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_react_run_calls_local_tools_in_process() {
+    let model = FakeModel::openai(script());
+    let dir = TempDir::new();
+    let app = spawn_with_tools(&dir, &model, "  - name: tools\n    transport: local\n");
+    two_calls_then_an_answer(&app, &model).await;
+}

@@ -72,8 +72,9 @@ fn connect(
     metrics: &mut Registry,
 ) -> Result<Arc<dyn McpServer>, mcp::McpError> {
     let auth: Option<Arc<dyn AuthProvider>> = match &server.auth {
-        Some(Auth::Bearer(token)) => StaticBearer::new(token.expose())
-            .map(|b| Arc::new(b) as Arc<dyn AuthProvider>),
+        Some(Auth::Bearer(token)) => {
+            StaticBearer::new(token.expose()).map(|b| Arc::new(b) as Arc<dyn AuthProvider>)
+        }
         // Minting Google ID tokens comes with the Google Cloud integration.
         Some(Auth::IdToken { .. }) | None => None,
     };
@@ -160,7 +161,11 @@ impl Tools for Toolbox {
             let Some(server) = self.servers.get(&tool.server) else {
                 return ToolReply::error(format!("no MCP server {}", tool.server));
             };
-            match server.client.call_tool(&tool.tool, arguments, timeout).await {
+            match server
+                .client
+                .call_tool(&tool.tool, arguments, timeout)
+                .await
+            {
                 Ok(result) => ToolReply {
                     text: result.text(),
                     is_error: result.is_error,

@@ -213,14 +213,21 @@ async fn run_calls(
     }
     // Boxed and collected first: a lazy `map` closure here makes the run's future fail the
     // `Send` check (a known higher-ranked lifetime limitation).
-    let mut futures: Vec<BoxFuture<'_, ToolReply>> = Vec::with_capacity(calls.len());
+    let mut futures: Vec<BoxFuture<'_, (ToolReply, ToolCallRecord)>> =
+        Vec::with_capacity(calls.len());
     for call in calls {
         futures.push(Box::pin(one_call(ctx, agent, tools, call)));
     }
-    let replies: Vec<ToolReply> = futures_util::stream::iter(futures)
+    // `buffered` yields in the model's order whatever order the calls finish in.
+    let done: Vec<(ToolReply, ToolCallRecord)> = futures_util::stream::iter(futures)
         .buffered(ctx.tool_concurrency.max(1))
         .collect()
         .await;
+    let mut replies = Vec::with_capacity(done.len());
+    for (reply, record) in done {
+        ctx.progress.tool_call(&agent.name, record);
+        replies.push(reply);
+    }
     Ok(replies)
 }
 
@@ -229,7 +236,7 @@ async fn one_call(
     agent: &Agent,
     tools: &[AgentTool],
     call: &ToolCall,
-) -> ToolReply {
+) -> (ToolReply, ToolCallRecord) {
     let started = Instant::now();
     let arguments = match &call.arguments {
         Arguments::Json(v) => v.clone(),
@@ -291,8 +298,7 @@ async fn one_call(
         duration_ms: record.duration_ms,
     })
     .await;
-    ctx.progress.tool_call(&agent.name, record);
-    reply
+    (reply, record)
 }
 
 /// Parses and validates a structured answer; the problem, when it does not match.
