@@ -37,7 +37,8 @@ async fn readiness_body_is_exactly_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_health_matches_the_seed_format() {
-    let app = TestApp::spawn("orchestrate", &[]);
+    // mcp-tool registers no checks (orchestrate checks its models).
+    let app = TestApp::spawn("mcp-tool", &[]);
     let (status, content_type, body) = get_json(&app, "/health").await;
     assert_eq!(status, 200);
     assert!(
@@ -47,7 +48,7 @@ async fn full_health_matches_the_seed_format() {
     e2e::seed::assert_health_format(&body);
     assert_eq!(body["status"], "healthy", "{body}");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"), "{body}");
-    assert_eq!(body["checks"], json!({}), "orchestrate registers no checks");
+    assert_eq!(body["checks"], json!({}), "mcp-tool registers no checks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

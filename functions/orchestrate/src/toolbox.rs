@@ -138,7 +138,7 @@ impl Tools for Toolbox {
                         .allowed
                         .as_ref()
                         .is_none_or(|list| list.contains(&t.tool.name));
-                    allowed.then(|| AgentTool {
+                    allowed.then_some(AgentTool {
                         name: t.model_name,
                         server: t.server,
                         tool: t.tool.name,
