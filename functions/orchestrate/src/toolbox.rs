@@ -75,8 +75,17 @@ fn connect(
         Some(Auth::Bearer(token)) => {
             StaticBearer::new(token.expose()).map(|b| Arc::new(b) as Arc<dyn AuthProvider>)
         }
-        // Minting Google ID tokens comes with the Google Cloud integration.
-        Some(Auth::IdToken { .. }) | None => None,
+        // Refused rather than ignored: a call without the token would fail at the server,
+        // far from the cause. Minting Google ID tokens comes with the Google Cloud integration.
+        Some(Auth::IdToken { .. }) => {
+            return Err(mcp::McpError::Config {
+                server: server.name.clone(),
+                problem:
+                    "auth type id_token is not supported yet; use {type: bearer, token_env: VAR}"
+                        .into(),
+            });
+        }
+        None => None,
     };
     let tls = |t: &Option<Tls>| mcp::tls::TlsFiles {
         ca: t.as_ref().and_then(|t| t.ca_file.clone()),
