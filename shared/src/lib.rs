@@ -3,6 +3,7 @@
 //! graceful shutdown. A function's `main` is one call to [`run`].
 
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod gcp;
 pub mod health;
@@ -34,6 +35,7 @@ where
     F: FnOnce(App) -> Fut,
     Fut: Future<Output = Result<App, StartupError>>,
 {
+    crypto::install_provider();
     let result = Env::load().and_then(|env| {
         let config = RuntimeConfig::from_env(&env, std::io::stdout().is_terminal())?;
         Ok((env, config))

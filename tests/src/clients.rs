@@ -2,9 +2,16 @@
 
 use std::time::Duration;
 
+/// A reqwest client builder, after installing the functions' TLS provider (reqwest is built
+/// without one of its own: building a client first would panic).
+pub fn builder() -> reqwest::ClientBuilder {
+    aixrun::crypto::install_provider();
+    reqwest::Client::builder()
+}
+
 /// A reqwest client speaking HTTP/1.1 only.
 pub fn http1() -> reqwest::Client {
-    reqwest::Client::builder()
+    builder()
         .http1_only()
         .no_proxy()
         .timeout(Duration::from_secs(20))
@@ -14,7 +21,7 @@ pub fn http1() -> reqwest::Client {
 
 /// A reqwest client speaking h2c with prior knowledge.
 pub fn h2c() -> reqwest::Client {
-    reqwest::Client::builder()
+    builder()
         .http2_prior_knowledge()
         .no_proxy()
         .timeout(Duration::from_secs(20))

@@ -57,7 +57,7 @@ impl Era {
     /// negotiated version.
     pub async fn connect(self, app: &TestApp) -> Client {
         let recorder = Recorder::default();
-        let http = reqwest::Client::builder()
+        let http = crate::clients::builder()
             .no_proxy()
             .timeout(WAIT_TIMEOUT)
             .build()

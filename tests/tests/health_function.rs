@@ -210,7 +210,7 @@ async fn readiness_answers_while_a_non_critical_target_hangs() {
             ("HEALTH_TARGET_TIMEOUT", "30s"),
         ],
     );
-    let quick = reqwest::Client::builder()
+    let quick = e2e::clients::builder()
         .timeout(Duration::from_secs(3))
         .build()
         .unwrap();

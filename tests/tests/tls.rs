@@ -125,7 +125,7 @@ enum Version {
 /// `identity` (certificate and key PEM) when given.
 fn https(pki: &Pki, addr: SocketAddr, version: Version, identity: Option<&str>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("CA certificate");
-    let mut builder = reqwest::Client::builder()
+    let mut builder = e2e::clients::builder()
         .no_proxy()
         .timeout(WAIT_TIMEOUT)
         .tls_certs_only([ca])

@@ -76,6 +76,7 @@ fn client(connect_timeout: Duration) -> reqwest::Client {
 }
 
 fn build_client(connect_timeout: Duration) -> reqwest::Client {
+    crate::crypto::install_provider();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())

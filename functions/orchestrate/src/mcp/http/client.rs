@@ -44,6 +44,7 @@ impl AuthedClient {
         tls: &TlsFiles,
         auth: Option<Arc<dyn AuthProvider>>,
     ) -> Result<Self, String> {
+        aixrun::crypto::install_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // A redirect could carry the token to another origin; MCP servers don't redirect.
