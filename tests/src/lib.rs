@@ -11,6 +11,7 @@
 //! - [`metadata`]: a loopback fake of the GCE metadata server;
 //! - [`upstream`]: loopback upstreams for outbound calls (fixed answer, hang, huge body);
 //! - [`formats`] and [`seed`]: RFC 3339 timestamps, Go-style durations, the seed's `/health`;
+//! - [`model`] and [`orchestrate`]: loopback model servers (OpenAI, Ollama) and orchestrate runs;
 //! - [`clients`]: reqwest (HTTP/1.1, h2c) and tonic clients with generous timeouts.
 //!
 //! Binaries are taken from `<target>/debug/<name>`, where `cargo test --workspace` builds them
@@ -562,8 +563,14 @@ pub mod seed;
 /// for `mcp.MCPService`.
 pub mod mcp;
 
-/// A scripted loopback model server (OpenAI chat completions streaming).
+/// A scripted loopback model server (OpenAI chat completions and Ollama streaming).
 pub mod model;
+
+/// Driving orchestrate: config files, JSON and streamed runs.
+pub mod orchestrate;
+
+/// Python peers (the MCP Python SDK's server, llama.cpp's) from the test virtualenv.
+pub mod python;
 
 /// Server-sent events read off a live response.
 pub mod sse;

@@ -31,6 +31,7 @@ use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use access::AccessPolicy;
+pub use grpc_limits::grpc_timeout;
 pub use limits::{Deadline, RouteLimits};
 
 use crate::config::{Env, RuntimeConfig};
