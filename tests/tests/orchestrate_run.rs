@@ -12,7 +12,7 @@ use e2e::orchestrate::{self, openai_service, post_run, react_yaml, stream_run, w
 use e2e::python::PythonServer;
 use e2e::sse::SseReader;
 use e2e::upstream::Upstream;
-use e2e::{DEFAULT_GRACE_PERIOD, EXIT_SLACK, STARTUP_TIMEOUT, TempDir, TestApp, clients};
+use e2e::{DEFAULT_GRACE_PERIOD, EXIT_SLACK, STARTUP_TIMEOUT, TempDir, TestApp, clients, metrics};
 use serde_json::{Value, json};
 
 /// One react agent (no tools) on the fake model, then a logger.
@@ -541,4 +541,124 @@ async fn a_grpc_timeout_header_lowers_the_run_deadline() {
     let result: Value = r.json().await.unwrap();
     assert_eq!(result["status"], "deadline", "{result}");
     wait_until(|| model.hung_up() == 1, "the model stream was never closed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_counted_in_metrics_and_logged_by_id_without_payloads() {
+    let model = FakeModel::openai(vec![
+        Reply::ToolCalls(
+            vec![
+                ("echo".into(), json!({"text": "zebra-argument"}).to_string()),
+                ("nope".into(), "{}".into()),
+            ],
+            (20, 8),
+        ),
+        Reply::text("zebra-output"),
+    ]);
+    let dir = TempDir::new();
+    let app = spawn_with_tools(&dir, &model, "  - name: tools\n    transport: local\n");
+    let (_, result) = post_run(&app, json!({"input": "zebra-input"})).await;
+    assert_eq!(result["status"], "completed", "{result}");
+    let run_id = result["run_id"].as_str().unwrap();
+
+    let text = clients::http1()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics::promtool_check(&text);
+    let s = metrics::parse(&text);
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        metrics::value(&s, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    // The seed's agent series.
+    let agent = [("agent", "assistant")];
+    assert_eq!(
+        get("aixgo_agent_messages_total", &[agent[0], ("type", "input")]),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "aixgo_agent_messages_total",
+            &[agent[0], ("type", "output")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get("aixgo_agent_execution_duration_seconds_count", &agent),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "aixgo_orchestrate_runs_total",
+            &[("workflow", "default"), ("status", "completed")]
+        ),
+        1.0
+    );
+    // Model calls and tokens by provider and model (OpenTelemetry GenAI names).
+    let model_labels = [
+        ("gen_ai_provider_name", "openai_compatible"),
+        ("gen_ai_request_model", "fake-model"),
+    ];
+    assert_eq!(
+        get(
+            "aixgo_model_calls_total",
+            &[model_labels[0], model_labels[1], ("status", "ok")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        get(
+            "gen_ai_client_operation_duration_seconds_count",
+            &[model_labels[0], model_labels[1], ("status", "ok")]
+        ),
+        2.0
+    );
+    let tokens = |kind| {
+        [
+            model_labels[0],
+            model_labels[1],
+            ("gen_ai_token_type", kind),
+        ]
+    };
+    assert_eq!(get("gen_ai_client_token_usage_sum", &tokens("input")), 32.0);
+    assert_eq!(
+        get("gen_ai_client_token_usage_count", &tokens("output")),
+        2.0
+    );
+    // Tool calls by server, tool and outcome.
+    assert_eq!(
+        get(
+            "aixgo_orchestrate_tool_calls_total",
+            &[("server", "tools"), ("tool", "echo"), ("status", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "aixgo_orchestrate_tool_calls_total",
+            &[("server", "unknown"), ("tool", "nope"), ("status", "error")]
+        ),
+        1.0
+    );
+
+    // One line per step and one per run, each with the run id; no input, argument or output.
+    let run_line = tokio::task::block_in_place(|| {
+        app.wait_for_log("the run's line", |v| v["message"] == "run finished")
+    });
+    assert_eq!(run_line["run_id"], run_id, "{run_line}");
+    let logs = app.log_json();
+    let steps: Vec<&Value> = logs
+        .iter()
+        .filter(|v| v["message"] == "step finished")
+        .collect();
+    assert_eq!(steps.len(), 1, "{logs:?}");
+    assert_eq!(steps[0]["run_id"], run_id);
+    assert_eq!(steps[0]["tool_calls"], 2);
+    let all = app.logs().join("\n");
+    assert!(!all.contains("zebra"), "a payload reached the log:\n{all}");
 }

@@ -122,7 +122,7 @@ impl Engine {
             ),
         };
         if let Some(step) = progress.finish_current(error.clone()) {
-            self.step_ended(&step, millis_duration(step.duration_ms));
+            self.step_ended(&spec.run_id, &step);
             emitter.emit(RunEvent::AgentFinished(step)).await;
         }
         let steps = progress.steps();
@@ -173,7 +173,7 @@ impl Engine {
             match end {
                 StepEnd::Done(output) => {
                     let step = ctx.progress.finish(output.clone(), None);
-                    self.step_ended(&step, millis_duration(step.duration_ms));
+                    self.step_ended(ctx.run_id, &step);
                     ctx.emit(RunEvent::AgentFinished(step)).await;
                     input = output;
                 }
@@ -184,15 +184,17 @@ impl Engine {
         Ending::Completed
     }
 
-    fn step_ended(&self, step: &StepRecord, took: std::time::Duration) {
+    fn step_ended(&self, run_id: &str, step: &StepRecord) {
         let kind = if step.error.is_some() {
             "error"
         } else {
             "output"
         };
         self.metrics.agent_message(&step.agent, kind);
-        self.metrics.agent_step(&step.agent, took);
+        self.metrics
+            .agent_step(&step.agent, millis_duration(step.duration_ms));
         tracing::info!(
+            run_id,
             agent = step.agent,
             role = step.role,
             model = step.model.as_deref(),
