@@ -32,6 +32,11 @@ pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
 /// `GCE_METADATA_HOST`: the metadata server's host[:port], as Google's client libraries read it.
 pub const GCE_METADATA_HOST: &str = "GCE_METADATA_HOST";
+/// `SECRET_MANAGER_ENDPOINT`: Secret Manager's base URL for `sm://` values (default
+/// `https://secretmanager.googleapis.com`; Private Service Connect endpoints and tests set it).
+pub const SECRET_MANAGER_ENDPOINT: &str = "SECRET_MANAGER_ENDPOINT";
+/// `SECRET_TIMEOUT`: the longest the fetch of one `sm://` secret may take, retries included.
+pub const SECRET_TIMEOUT: &str = "SECRET_TIMEOUT";
 /// `SHUTDOWN_GRACE_PERIOD`: how long in-flight requests may run after SIGTERM.
 pub const SHUTDOWN_GRACE_PERIOD: &str = "SHUTDOWN_GRACE_PERIOD";
 /// `MAX_REQUEST_BODY_BYTES`: larger REST bodies get 413.
@@ -123,10 +128,20 @@ impl ConfigError {
 }
 
 /// The variables a function sees: the process environment over, in a local run (no
-/// `K_SERVICE`), a `.env` file in the working directory. Never mutates the process environment.
-#[derive(Debug, Clone, Default)]
+/// `K_SERVICE`), a `.env` file in the working directory, with `sm://` values replaced by their
+/// secrets at start-up. Never mutates the process environment. `Debug` lists names only: values
+/// may be keys and secrets.
+#[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
 }
 
 impl Env {
@@ -159,6 +174,16 @@ impl Env {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         }
+    }
+
+    /// Every variable, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Sets `var` (start-up only: secrets resolved into the environment).
+    pub(crate) fn set(&mut self, var: &str, value: String) {
+        self.vars.insert(var.to_owned(), value);
     }
 
     /// The raw value, treating an empty string as unset.

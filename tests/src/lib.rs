@@ -551,6 +551,9 @@ pub mod metrics;
 
 pub mod metadata;
 
+/// Loopback fakes of the metadata server and Secret Manager.
+pub mod google;
+
 pub mod upstream;
 
 pub mod formats;

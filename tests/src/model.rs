@@ -71,6 +71,7 @@ pub struct FakeModel {
     /// Where it listens.
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Value>>>,
+    auths: Arc<Mutex<Vec<Option<String>>>>,
     hung_up: Arc<AtomicUsize>,
 }
 
@@ -90,18 +91,21 @@ impl FakeModel {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake model");
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let auths = Arc::new(Mutex::new(Vec::new()));
         let hung_up = Arc::new(AtomicUsize::new(0));
         let script = Arc::new(Mutex::new(script.into_iter()));
-        let (log, gone) = (requests.clone(), hung_up.clone());
+        let (log, keys, gone) = (requests.clone(), auths.clone(), hung_up.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (log, gone, script) = (log.clone(), gone.clone(), script.clone());
-                std::thread::spawn(move || serve(wire, stream, &log, &gone, &script));
+                let (log, keys, gone, script) =
+                    (log.clone(), keys.clone(), gone.clone(), script.clone());
+                std::thread::spawn(move || serve(wire, stream, &log, &keys, &gone, &script));
             }
         });
         Self {
             addr,
             requests,
+            auths,
             hung_up,
         }
     }
@@ -121,16 +125,23 @@ impl FakeModel {
         self.requests.lock().unwrap().clone()
     }
 
+    /// The `Authorization` header of every chat request so far.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.auths.lock().unwrap().clone()
+    }
+
     /// How many streams ended because the client closed the connection.
     pub fn hung_up(&self) -> usize {
         self.hung_up.load(Ordering::SeqCst)
     }
 }
 
-/// Reads one request: (request line, body). `None` if the client went away first.
-fn read_request(stream: &TcpStream) -> Option<(String, Vec<u8>)> {
+/// Reads one request: (request line, `Authorization` value, body). `None` if the client went
+/// away first.
+fn read_request(stream: &TcpStream) -> Option<(String, Option<String>, Vec<u8>)> {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut length = 0;
+    let mut auth = None;
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
         return None;
@@ -144,22 +155,26 @@ fn read_request(stream: &TcpStream) -> Option<(String, Vec<u8>)> {
                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap_or(0);
                 }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    auth = Some(line["authorization:".len()..].trim().to_owned());
+                }
             }
         }
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some((request_line, body))
+    Some((request_line, auth, body))
 }
 
 fn serve(
     wire: Wire,
     mut out: TcpStream,
     log: &Mutex<Vec<Value>>,
+    auths: &Mutex<Vec<Option<String>>>,
     gone: &AtomicUsize,
     script: &Mutex<std::vec::IntoIter<Reply>>,
 ) {
-    let Some((request_line, body)) = read_request(&out) else {
+    let Some((request_line, auth, body)) = read_request(&out) else {
         return;
     };
     if request_line.starts_with("GET ") {
@@ -177,6 +192,7 @@ fn serve(
         let _ = write_json(&mut out, 200, &list.to_string(), &[]);
         return;
     }
+    auths.lock().unwrap().push(auth);
     log.lock()
         .unwrap()
         .push(serde_json::from_slice(&body).unwrap_or(Value::Null));

@@ -1,3 +1,4 @@
 //! Google Cloud APIs reached over HTTP.
 
 pub mod metadata;
+pub mod secrets;
