@@ -39,6 +39,8 @@ const USAGE: &str = "usage:
 LOAD: [--concurrency C] [--runs N] [--warmup W] [--watch-pid PID]
 coldstart sets PORT and replaces {port} in the arguments.";
 const INPUT: &str = "say hi";
+/// The agent's prompt, the same in orchestrate's configuration and ADK's agent.
+const PROMPT: &str = "Use the echo tool when asked to say something. Answer briefly.";
 const MODEL: &str = "bench";
 /// The most error messages printed per measurement.
 const ERROR_SAMPLES: u32 = 3;
@@ -550,13 +552,15 @@ impl Direct {
 impl Runner for Direct {
     async fn once(&self, n: u64) -> Result<Duration, String> {
         let started = Instant::now();
+        let system = json!({"role": "system", "content": PROMPT});
         let user = json!({"role": "user", "content": INPUT});
-        let first = self.chat(&json!([user])).await?;
+        let first = self.chat(&json!([system, user])).await?;
         let Some((id, name, arguments)) = first.call else {
             return Err("model call 1 asked for no tool".into());
         };
         let result = self.call_tool(n, &name, &arguments).await?;
         let messages = json!([
+            system,
             user,
             {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
                 "function": {"name": name, "arguments": arguments}}]},
