@@ -40,7 +40,7 @@ VENV=.cache/bench-adk-venv
 WORK=.cache/bench-orchestrate
 mkdir -p "$WORK"
 
-log() { echo "bench/orchestrate: $*" >&2; }
+log() { echo "bench/orchestrate: [${SECONDS}s] $*" >&2; }
 # shellcheck source=../lib/common.sh
 source bench/lib/common.sh
 
@@ -140,23 +140,6 @@ load() {
   R[$key,$c]=$line
 }
 
-start_orchestrate orchestrate-grpc "$GRPC_CONFIG"
-GRPC_URL="http://127.0.0.1:$port/v1/run"
-grpc_pid=$server_pid
-start_orchestrate orchestrate-http "$HTTP_CONFIG"
-HTTP_URL="http://127.0.0.1:$port/v1/run"
-http_pid=$server_pid
-for c in 1 "$HIGH"; do
-  n=$RUNS
-  ((c == 1)) || n=$((RUNS * 10))
-  load direct-grpc "$c" "$n" direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport grpc
-  load orchestrate-grpc "$c" "$n" run --url "$GRPC_URL"
-  load direct-http "$c" "$n" direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport http
-  load orchestrate-http "$c" "$n" run --url "$HTTP_URL"
-done
-stop "$grpc_pid"
-stop "$http_pid"
-
 # rss_per_run PID LOAD_ARGS...: idle VmRSS (after a short warm-up at concurrency 1), then the peak
 # while $HIGH runs are in flight at once (the model holding each call $SLOW_MS ms): prints
 # "idle KiB<TAB>KiB per in-flight run".
@@ -175,10 +158,24 @@ rss_per_run() {
   printf '%s\t%s\n' "$idle" "$(((peak - idle) / HIGH))"
 }
 
-log "memory per in-flight run: orchestrate (gRPC tools)"
-start_orchestrate orchestrate-memory "$GRPC_CONFIG"
-read -r ORCH_IDLE ORCH_PER_RUN < <(rss_per_run "$server_pid" run --url "http://127.0.0.1:$port/v1/run")
-stop "$server_pid"
+start_orchestrate orchestrate-grpc "$GRPC_CONFIG"
+GRPC_URL="http://127.0.0.1:$port/v1/run"
+grpc_pid=$server_pid
+log "memory per in-flight run: orchestrate (gRPC tools), on a fresh instance"
+read -r ORCH_IDLE ORCH_PER_RUN < <(rss_per_run "$grpc_pid" run --url "$GRPC_URL")
+start_orchestrate orchestrate-http "$HTTP_CONFIG"
+HTTP_URL="http://127.0.0.1:$port/v1/run"
+http_pid=$server_pid
+for c in 1 "$HIGH"; do
+  n=$RUNS
+  ((c == 1)) || n=$((RUNS * 10))
+  load direct-grpc "$c" "$n" direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport grpc
+  load orchestrate-grpc "$c" "$n" run --url "$GRPC_URL"
+  load direct-http "$c" "$n" direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport http
+  load orchestrate-http "$c" "$n" run --url "$HTTP_URL"
+done
+stop "$grpc_pid"
+stop "$http_pid"
 
 log "cold starts: orchestrate ($COLD)"
 ORCH_COLD=$(HOST=127.0.0.1 LOG_LEVEL=warn LOG_FORMAT=json ORCHESTRATE_CONFIG=$GRPC_CONFIG \
@@ -196,13 +193,10 @@ if $ADK; then
 
   start_adk
   ADK_URL="http://127.0.0.1:$port"
+  log "memory per in-flight run: ADK, on a fresh instance"
+  read -r ADK_IDLE ADK_PER_RUN < <(rss_per_run "$server_pid" adk --url "$ADK_URL" --app bench_agent)
   load adk 1 $((RUNS / 3)) adk --url "$ADK_URL" --app bench_agent
-  load adk "$HIGH" "$RUNS" adk --url "$ADK_URL" --app bench_agent
-  stop "$server_pid"
-
-  log "memory per in-flight run: ADK"
-  start_adk
-  read -r ADK_IDLE ADK_PER_RUN < <(rss_per_run "$server_pid" adk --url "http://127.0.0.1:$port" --app bench_agent)
+  load adk "$HIGH" $((RUNS / 2)) adk --url "$ADK_URL" --app bench_agent
   stop "$server_pid"
 fi
 
@@ -232,7 +226,7 @@ echo "$LATENCY_MS ms before its first byte; the real mcp-tool. orchestrate, ADK,
 echo "pinned to CPU $SERVER_CPU (one runtime thread each); orchestrate-load on CPU $LOAD_CPU, one thread."
 echo "direct: the same calls made by orchestrate-load itself. Overhead: latency minus direct's at the"
 echo "same percentile and concurrency (ADK: against direct over MCP HTTP, the transport it uses)."
-echo "Runs per row: $RUNS at c=1, $((RUNS * 10)) at c=$HIGH (ADK: $((RUNS / 3)) and $RUNS; session"
+echo "Runs per row: $RUNS at c=1, $((RUNS * 10)) at c=$HIGH (ADK: $((RUNS / 3)) and $((RUNS / 2)); session"
 echo "creation not timed), each after a warm-up of a fifth as many; runs/s at c=$HIGH."
 echo
 echo "| path | tools | c=1 p50 / p99 ms | c=1 overhead p50 / p99 ms | c=$HIGH p50 / p99 ms | c=$HIGH overhead p50 / p99 ms | runs/s c=$HIGH | errors |"
