@@ -52,7 +52,8 @@ if [[ $(nproc) -lt 2 ]]; then
   log "needs 2 CPUs (servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
   exit 1
 fi
-if $ADK && ! "$VENV/bin/python" -c 'import google.adk.tools.mcp_tool.mcp_toolset, litellm' 2>/dev/null; then
+# (Checked by metadata: importing LiteLLM takes seconds.)
+if $ADK && ! "$VENV/bin/python" -c 'import importlib.metadata as m; [m.version(p) for p in ("google-adk", "litellm", "mcp")]' 2>/dev/null; then
   # ADK's own declared range for LiteLLM (its "extensions" extra), and its MCP extra.
   log "installing google-adk[mcp] and LiteLLM into $VENV"
   python3 -m venv "$VENV"
@@ -255,8 +256,8 @@ echo
 p50_grpc=$(minus "$(col "${R[orchestrate-grpc,1]}" 2)" "$(col "${R[direct-grpc,1]}" 2)")
 p50_http=$(minus "$(col "${R[orchestrate-http,1]}" 2)" "$(col "${R[direct-http,1]}" 2)")
 verdict() { python3 -c "import sys;print('met' if float(sys.argv[1]) $2 else 'NOT met')" "$1"; }
-echo "- overhead at p50, c=1: $p50_grpc ms (gRPC tools), $p50_http ms (MCP HTTP) (target < 1 ms:" \
-  "$(verdict "$(python3 -c "print(max($p50_grpc, $p50_http))")" '< 1'))"
+echo "- overhead at p50, c=1 (target < 1 ms): $p50_grpc ms with gRPC tools ($(verdict "$p50_grpc" '< 1')), $p50_http ms" \
+  "with MCP HTTP tools ($(verdict "$p50_http" '< 1'))"
 if $ADK; then
   p50_adk=$(minus "$(col "${R[adk,1]}" 2)" "$(col "${R[direct-http,1]}" 2)")
   cold_ratio=$(ratio "$(col "$ADK_COLD" 1)" "$(col "$ORCH_COLD" 1)")
