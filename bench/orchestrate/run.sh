@@ -128,16 +128,23 @@ start_adk() { # sets server_pid and port
 }
 
 # --- Measurement. ------------------------------------------------------------------------------
-declare -A R # "KEY,CONCURRENCY" -> "runs/s p50 p99 errors peak-RSS"
+declare -A R CPU # "KEY,CONCURRENCY" -> "runs/s p50 p99 errors peak-RSS"; -> server µs per run
 
-# load KEY CONCURRENCY RUNS MODE ARGS...: one measurement, after a warm-up of a fifth as many.
+# load KEY CONCURRENCY RUNS PID MODE ARGS...: one measurement, after a warm-up of a fifth as many,
+# and the CPU time per run (µs) of the process PID (warm-up included), or with PID "-" the load
+# generator's own (measured runs only: for direct, the client side of the three calls).
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime
 load() {
-  local key=$1 c=$2 n=$3 line
-  shift 3
+  local key=$1 c=$2 n=$3 pid=$4 line before
+  shift 4
   log "$key, concurrency $c: $n runs (+$((n / 5)) warm-up)"
+  [[ $pid == - ]] || before=$(cpu_ticks "$pid")
   line=$(taskset -c "$LOAD_CPU" "$LOAD" "$@" --concurrency "$c" --runs "$n" --warmup $((n / 5)))
-  read -r rps p50 p99 errors _ <<<"$line"
-  log "  runs/s $rps, p50 $p50 ms, p99 $p99 ms, errors $errors"
+  read -r rps p50 p99 errors _ own <<<"$line"
+  CPU[$key,$c]=$own
+  [[ $pid == - ]] || CPU[$key,$c]=$((($(cpu_ticks "$pid") - before) * TICK_US / (n + n / 5)))
+  log "  runs/s $rps, p50 $p50 ms, p99 $p99 ms, errors $errors, CPU per run ${CPU[$key,$c]} µs"
   R[$key,$c]=$line
 }
 
@@ -170,10 +177,10 @@ http_pid=$server_pid
 for c in 1 "$HIGH"; do
   n=$RUNS
   ((c == 1)) || n=$((RUNS * 10))
-  load direct-grpc "$c" "$n" direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport grpc
-  load orchestrate-grpc "$c" "$n" run --url "$GRPC_URL"
-  load direct-http "$c" "$n" direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport http
-  load orchestrate-http "$c" "$n" run --url "$HTTP_URL"
+  load direct-grpc "$c" "$n" - direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport grpc
+  load orchestrate-grpc "$c" "$n" "$grpc_pid" run --url "$GRPC_URL"
+  load direct-http "$c" "$n" - direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport http
+  load orchestrate-http "$c" "$n" "$http_pid" run --url "$HTTP_URL"
 done
 stop "$grpc_pid"
 stop "$http_pid"
@@ -196,8 +203,8 @@ if $ADK; then
   ADK_URL="http://127.0.0.1:$port"
   log "memory per in-flight run: ADK, on a fresh instance"
   read -r ADK_IDLE ADK_PER_RUN < <(rss_per_run "$server_pid" adk --url "$ADK_URL" --app bench_agent)
-  load adk 1 $((RUNS / 3)) adk --url "$ADK_URL" --app bench_agent
-  load adk "$HIGH" $((RUNS / 2)) adk --url "$ADK_URL" --app bench_agent
+  load adk 1 $((RUNS / 3)) "$server_pid" adk --url "$ADK_URL" --app bench_agent
+  load adk "$HIGH" $((RUNS / 2)) "$server_pid" adk --url "$ADK_URL" --app bench_agent
   stop "$server_pid"
 fi
 
@@ -216,7 +223,7 @@ row() { # LABEL TRANSPORT KEY [DIRECT_KEY]
     o1=$(over "$one" "${R[$base,1]}")
     o80=$(over "$high" "${R[$base,$HIGH]}")
   fi
-  echo "| $label | $transport | $(pair "$one") | $o1 | $(pair "$high") | $o80 | $(col "$high" 1) | $(($(col "$one" 4) + $(col "$high" 4))) |"
+  echo "| $label | $transport | $(pair "$one") | $o1 | $(pair "$high") | $o80 | $(col "$high" 1) | ${CPU[$key,1]} / ${CPU[$key,$HIGH]} | $(($(col "$one" 4) + $(col "$high" 4))) |"
 }
 
 echo "## orchestrate: overhead per run ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -228,10 +235,12 @@ echo "pinned to CPU $SERVER_CPU (one runtime thread each); orchestrate-load on C
 echo "direct: the same calls made by orchestrate-load itself. Overhead: latency minus direct's at the"
 echo "same percentile and concurrency (ADK: against direct over MCP HTTP, the transport it uses)."
 echo "Runs per row: $RUNS at c=1, $((RUNS * 10)) at c=$HIGH (ADK: $((RUNS / 3)) and $((RUNS / 2)); session"
-echo "creation not timed), each after a warm-up of a fifth as many; runs/s at c=$HIGH."
+echo "creation not timed), each after a warm-up of a fifth as many; runs/s at c=$HIGH. CPU per run:"
+echo "user + system time of the orchestrate or ADK process over the runs and their warm-up; direct"
+echo "rows: the load generator's own, i.e. the client side of the same three calls."
 echo
-echo "| path | tools | c=1 p50 / p99 ms | c=1 overhead p50 / p99 ms | c=$HIGH p50 / p99 ms | c=$HIGH overhead p50 / p99 ms | runs/s c=$HIGH | errors |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| path | tools | c=1 p50 / p99 ms | c=1 overhead p50 / p99 ms | c=$HIGH p50 / p99 ms | c=$HIGH overhead p50 / p99 ms | runs/s c=$HIGH | CPU per run µs c=1 / c=$HIGH | errors |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 row orchestrate "gRPC" orchestrate-grpc direct-grpc
 row orchestrate "MCP HTTP 2026-07-28" orchestrate-http direct-http
 row direct "gRPC" direct-grpc

@@ -11,8 +11,9 @@
 //!   route, and exec -> first run completed.
 //!
 //! The load modes run `--warmup` runs, then `--runs` measured ones, with `--concurrency` runs in
-//! flight, on one thread; they print `runs/s<TAB>p50 ms<TAB>p99 ms<TAB>errors<TAB>peak RSS KiB`
-//! (the peak VmRSS of `--watch-pid` while the measured runs were in flight, 0 without it).
+//! flight, on one thread; they print `runs/s<TAB>p50 ms<TAB>p99 ms<TAB>errors<TAB>peak RSS
+//! KiB<TAB>own CPU µs per run` (the peak VmRSS of `--watch-pid` while the measured runs were in
+//! flight, 0 without it; this process's CPU time over the measured runs, divided by their number).
 //! `coldstart` prints `ready median ms<TAB>ready p90 ms<TAB>first run median ms<TAB>errors`.
 //! Progress and error samples go to stderr.
 
@@ -187,8 +188,10 @@ async fn measure<R: Runner + 'static>(args: &Args, runner: Rc<R>) -> Result<Stri
         }
     }
     let watcher = args.watch_pid.map(RssWatcher::start);
+    let cpu_before = own_cpu();
     let (mut latencies, errors, wall) =
         drive(runner, args.concurrency, args.runs, args.warmup as u64).await;
+    let own_cpu_us = own_cpu().saturating_sub(cpu_before).as_micros() / args.runs as u128;
     let peak = watcher.map_or(0, RssWatcher::stop);
     if latencies.is_empty() {
         return Err(format!("all {errors} runs failed"));
@@ -200,7 +203,7 @@ async fn measure<R: Runner + 'static>(args: &Args, runner: Rc<R>) -> Result<Stri
     };
     let rate = latencies.len() as f64 / wall.as_secs_f64();
     Ok(format!(
-        "{rate:.1}\t{:.3}\t{:.3}\t{errors}\t{peak}",
+        "{rate:.1}\t{:.3}\t{:.3}\t{errors}\t{peak}\t{own_cpu_us}",
         pct(0.50),
         pct(0.99)
     ))
@@ -279,6 +282,22 @@ impl RssWatcher {
         self.running.store(false, Ordering::Relaxed);
         self.thread.join().unwrap_or(0)
     }
+}
+
+/// This process's user + system CPU time so far (every thread), from /proc/self/stat, in the
+/// kernel's USER_HZ ticks (100 per second).
+fn own_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces): utime and
+    // stime are the 14th and 15th fields of the line, the 12th and 13th after the name.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
