@@ -160,7 +160,7 @@ rss_per_run() {
   set_latency "$SLOW_MS"
   line=$(taskset -c "$LOAD_CPU" "$LOAD" "$@" --concurrency "$HIGH" --runs "$HIGH" --watch-pid "$pid")
   set_latency "$LATENCY_MS"
-  read -r _ _ _ errors peak <<<"$line"
+  read -r _ _ _ errors peak _ <<<"$line"
   ((errors == 0)) || log "  $errors of the $HIGH runs failed"
   log "  RSS idle $idle KiB, peak with $HIGH runs in flight $peak KiB"
   printf '%s\t%s\n' "$idle" "$(((peak - idle) / HIGH))"
