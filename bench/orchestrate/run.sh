@@ -6,7 +6,8 @@
 # Google's ADK (api_server, LiteLLM, MCP toolset on the same mcp-tool): cold start and overhead.
 # Targets: under 1 ms added at p50; cold start and per-run overhead each >= 10x better than ADK's.
 #
-# Usage: bench/orchestrate/run.sh [--runs N] [--latency-ms MS] [--cold-starts N] [--no-adk] [--no-build]
+# Usage: bench/orchestrate/run.sh [--runs N] [--latency-ms MS] [--cold-starts N] [--rounds N]
+#                                 [--no-adk] [--no-build]
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-orchestrate/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -14,6 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 RUNS=300      # measured runs per row at concurrency 1; 10x that at concurrency 80
 LATENCY_MS=20 # the model's latency before its first byte, per call
 COLD=10       # cold starts of orchestrate (ADK: a third of it, at least 2)
+ROUNDS=5     # chunks the runs of each path and concurrency are split into, interleaved
 ADK=true
 BUILD=true
 while (($#)); do
@@ -21,9 +23,10 @@ while (($#)); do
     --runs) RUNS=$2; shift 2 ;;
     --latency-ms) LATENCY_MS=$2; shift 2 ;;
     --cold-starts) COLD=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --no-adk) ADK=false; shift ;;
     --no-build) BUILD=false; shift ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -128,24 +131,48 @@ start_adk() { # sets server_pid and port
 }
 
 # --- Measurement. ------------------------------------------------------------------------------
-declare -A R CPU # "KEY,CONCURRENCY" -> "runs/s p50 p99 errors peak-RSS"; -> server µs per run
-
-# load KEY CONCURRENCY RUNS PID MODE ARGS...: one measurement, after a warm-up of a fifth as many,
-# and the CPU time per run (µs) of the process PID (warm-up included), or with PID "-" the load
-# generator's own (measured runs only: for direct, the client side of the three calls).
+# Per "KEY,CONCURRENCY": R = "runs/s p50 p99 errors" (runs/s the median of the chunks, p50 and p99
+# over every run of every chunk, errors summed), CPU = µs per run; the rest accumulate chunks.
+declare -A R CPU RPS ERRS CPU_US CPU_RUNS
+rm -f "$WORK"/*.lat
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime
+
+# load KEY CONCURRENCY RUNS WARMUP PID MODE ARGS...: one chunk of runs, after WARMUP unmeasured
+# ones; its latencies go to $WORK/KEY-CONCURRENCY.lat. CPU: the process PID's time over the chunk
+# (warm-up included), or with PID "-" the load generator's own over the measured runs (for
+# direct, the client side of the three calls).
 load() {
-  local key=$1 c=$2 n=$3 pid=$4 line before
-  shift 4
-  log "$key, concurrency $c: $n runs (+$((n / 5)) warm-up)"
+  local key=$1 c=$2 n=$3 warm=$4 pid=$5 line before own cpu runs
+  shift 5
   [[ $pid == - ]] || before=$(cpu_ticks "$pid")
-  line=$(taskset -c "$LOAD_CPU" "$LOAD" "$@" --concurrency "$c" --runs "$n" --warmup $((n / 5)))
+  line=$(taskset -c "$LOAD_CPU" "$LOAD" "$@" --concurrency "$c" --runs "$n" --warmup "$warm" \
+    --latencies "$WORK/$key-$c.lat")
   read -r rps p50 p99 errors _ own <<<"$line"
-  CPU[$key,$c]=$own
-  [[ $pid == - ]] || CPU[$key,$c]=$((($(cpu_ticks "$pid") - before) * TICK_US / (n + n / 5)))
-  log "  runs/s $rps, p50 $p50 ms, p99 $p99 ms, errors $errors, CPU per run ${CPU[$key,$c]} µs"
-  R[$key,$c]=$line
+  if [[ $pid == - ]]; then
+    cpu=$((own * n)) runs=$n
+  else
+    cpu=$((($(cpu_ticks "$pid") - before) * TICK_US)) runs=$((n + warm))
+  fi
+  CPU_US[$key,$c]=$((${CPU_US[$key,$c]:-0} + cpu))
+  CPU_RUNS[$key,$c]=$((${CPU_RUNS[$key,$c]:-0} + runs))
+  ERRS[$key,$c]=$((${ERRS[$key,$c]:-0} + errors))
+  RPS[$key,$c]+="$rps "
+  log "  $key, c=$c: $n runs (+$warm warm-up): runs/s $rps, p50 $p50 ms, p99 $p99 ms, errors $errors"
+}
+
+summarize() { # KEY CONCURRENCY
+  local key=$1 c=$2
+  # shellcheck disable=SC2086
+  R[$key,$c]=$(python3 - "$WORK/$key-$c.lat" ${RPS[$key,$c]} <<'PY'
+import statistics, sys
+lat = sorted(float(l) for l in open(sys.argv[1]) if l.strip())
+pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+rps = statistics.median(float(x) for x in sys.argv[2:])
+print(f"{rps:.1f}\t{pct(0.50):.3f}\t{pct(0.99):.3f}", end="")
+PY
+  )$'\t'${ERRS[$key,$c]}
+  CPU[$key,$c]=$((CPU_US[$key,$c] / CPU_RUNS[$key,$c]))
 }
 
 # rss_per_run PID LOAD_ARGS...: idle VmRSS (after a short warm-up at concurrency 1), then the peak
@@ -174,13 +201,24 @@ read -r ORCH_IDLE ORCH_PER_RUN < <(rss_per_run "$grpc_pid" run --url "$GRPC_URL"
 start_orchestrate orchestrate-http "$HTTP_CONFIG"
 HTTP_URL="http://127.0.0.1:$port/v1/run"
 http_pid=$server_pid
+# Rounds interleave the four paths in short chunks, so a change in the machine's other load lands
+# on all of them alike. The first chunk of each is warmed up with a fifth of its runs, later ones
+# just enough to open their connections again (the load generator is a new process each time).
+KEYS=(direct-grpc orchestrate-grpc direct-http orchestrate-http)
 for c in 1 "$HIGH"; do
-  n=$RUNS
-  ((c == 1)) || n=$((RUNS * 10))
-  load direct-grpc "$c" "$n" - direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport grpc
-  load orchestrate-grpc "$c" "$n" "$grpc_pid" run --url "$GRPC_URL"
-  load direct-http "$c" "$n" - direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport http
-  load orchestrate-http "$c" "$n" "$http_pid" run --url "$HTTP_URL"
+  total=$RUNS
+  ((c == 1)) || total=$((RUNS * 10))
+  n=$(((total + ROUNDS - 1) / ROUNDS))
+  log "concurrency $c: $ROUNDS rounds of $n runs per path"
+  for round in $(seq 1 "$ROUNDS"); do
+    warm=$((total / 5))
+    ((round == 1)) || warm=$((c == 1 ? 5 : c))
+    load direct-grpc "$c" "$n" "$warm" - direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport grpc
+    load orchestrate-grpc "$c" "$n" "$warm" "$grpc_pid" run --url "$GRPC_URL"
+    load direct-http "$c" "$n" "$warm" - direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport http
+    load orchestrate-http "$c" "$n" "$warm" "$http_pid" run --url "$HTTP_URL"
+  done
+  for key in "${KEYS[@]}"; do summarize "$key" "$c"; done
 done
 stop "$grpc_pid"
 stop "$http_pid"
@@ -203,8 +241,10 @@ if $ADK; then
   ADK_URL="http://127.0.0.1:$port"
   log "memory per in-flight run: ADK, on a fresh instance"
   read -r ADK_IDLE ADK_PER_RUN < <(rss_per_run "$server_pid" adk --url "$ADK_URL" --app bench_agent)
-  load adk 1 $((RUNS / 3)) "$server_pid" adk --url "$ADK_URL" --app bench_agent
-  load adk "$HIGH" $((RUNS / 2)) "$server_pid" adk --url "$ADK_URL" --app bench_agent
+  load adk 1 $((RUNS / 3)) $((RUNS / 15)) "$server_pid" adk --url "$ADK_URL" --app bench_agent
+  load adk "$HIGH" $((RUNS / 2)) $((RUNS / 10)) "$server_pid" adk --url "$ADK_URL" --app bench_agent
+  summarize adk 1
+  summarize adk "$HIGH"
   stop "$server_pid"
 fi
 
@@ -234,8 +274,9 @@ echo "$LATENCY_MS ms before its first byte; the real mcp-tool. orchestrate, ADK,
 echo "pinned to CPU $SERVER_CPU (one runtime thread each); orchestrate-load on CPU $LOAD_CPU, one thread."
 echo "direct: the same calls made by orchestrate-load itself. Overhead: latency minus direct's at the"
 echo "same percentile and concurrency (ADK: against direct over MCP HTTP, the transport it uses)."
-echo "Runs per row: $RUNS at c=1, $((RUNS * 10)) at c=$HIGH (ADK: $((RUNS / 3)) and $((RUNS / 2)); session"
-echo "creation not timed), each after a warm-up of a fifth as many; runs/s at c=$HIGH. CPU per run:"
+echo "Runs per row: $RUNS at c=1, $((RUNS * 10)) at c=$HIGH, in $ROUNDS interleaved chunks (runs/s: their"
+echo "median), after a warm-up of a fifth as many; ADK: $((RUNS / 3)) and $((RUNS / 2)) in one chunk, session"
+echo "creation not timed. CPU per run:"
 echo "user + system time of the orchestrate or ADK process over the runs and their warm-up; direct"
 echo "rows: the load generator's own, i.e. the client side of the same three calls."
 echo

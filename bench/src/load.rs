@@ -14,6 +14,7 @@
 //! flight, on one thread; they print `runs/s<TAB>p50 ms<TAB>p99 ms<TAB>errors<TAB>peak RSS
 //! KiB<TAB>own CPU µs per run` (the peak VmRSS of `--watch-pid` while the measured runs were in
 //! flight, 0 without it; this process's CPU time over the measured runs, divided by their number).
+//! `--latencies FILE` appends each measured run's latency (ms) to FILE, one a line.
 //! `coldstart` prints `ready median ms<TAB>ready p90 ms<TAB>first run median ms<TAB>errors`.
 //! Progress and error samples go to stderr.
 
@@ -37,7 +38,7 @@ const USAGE: &str = "usage:
   orchestrate-load direct --model BASE --mcp BASE --transport grpc|http [LOAD]
   orchestrate-load adk --url BASE --app APP [LOAD]
   orchestrate-load coldstart --ready PATH --first orchestrate|adk:APP [--runs N] [--log FILE] -- CMD [ARG...]
-LOAD: [--concurrency C] [--runs N] [--warmup W] [--watch-pid PID]
+LOAD: [--concurrency C] [--runs N] [--warmup W] [--watch-pid PID] [--latencies FILE]
 coldstart sets PORT and replaces {port} in the arguments.";
 const INPUT: &str = "say hi";
 /// The agent's prompt, the same in orchestrate's configuration and ADK's agent.
@@ -59,6 +60,7 @@ struct Args {
     ready: String,
     first: String,
     log: Option<String>,
+    latencies: Option<String>,
     concurrency: usize,
     runs: usize,
     warmup: usize,
@@ -95,6 +97,7 @@ fn parse() -> Result<Args, String> {
             "--ready" => args.ready = value,
             "--first" => args.first = value,
             "--log" => args.log = Some(value),
+            "--latencies" => args.latencies = Some(value),
             "--concurrency" => args.concurrency = number()?.max(1),
             "--runs" => args.runs = number()?.max(1),
             "--warmup" => args.warmup = number()?,
@@ -196,6 +199,9 @@ async fn measure<R: Runner + 'static>(args: &Args, runner: Rc<R>) -> Result<Stri
     if latencies.is_empty() {
         return Err(format!("all {errors} runs failed"));
     }
+    if let Some(path) = &args.latencies {
+        append_latencies(path, &latencies)?;
+    }
     latencies.sort_unstable();
     let pct = |p: f64| {
         let i = ((p * latencies.len() as f64) as usize).min(latencies.len() - 1);
@@ -207,6 +213,20 @@ async fn measure<R: Runner + 'static>(args: &Args, runner: Rc<R>) -> Result<Stri
         pct(0.50),
         pct(0.99)
     ))
+}
+
+/// Appends each latency, in milliseconds, one a line.
+fn append_latencies(path: &str, latencies: &[Duration]) -> Result<(), String> {
+    let mut text = String::with_capacity(latencies.len() * 10);
+    for l in latencies {
+        text.push_str(&format!("{:.3}\n", l.as_secs_f64() * 1000.0));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{path}: {e}"))
 }
 
 /// Makes `total` runs, `concurrency` at a time, numbered from `first`: the latencies of those
