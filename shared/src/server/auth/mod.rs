@@ -242,7 +242,7 @@ impl Verifier {
         }
         if let (Some((keys, validation)), Some(token)) = (&self.google, bearer) {
             // With API keys on too, a bearer that is not a JWT was a key (refused above).
-            if !(self.enabled(AuthMode::ApiKey) && !looks_like_jwt(token)) {
+            if !self.enabled(AuthMode::ApiKey) || looks_like_jwt(token) {
                 match self
                     .verify_jwt("the Google ID token", token, keys, validation)
                     .await
