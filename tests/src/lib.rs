@@ -9,6 +9,7 @@
 //! - [`grpc_web`]: gRPC-Web frames built and parsed by hand;
 //! - [`metrics`]: Prometheus text parsed into samples, and `promtool check metrics`;
 //! - [`metadata`]: a loopback fake of the GCE metadata server;
+//! - [`jwks`]: a loopback key-set endpoint and test-signed tokens (Google ID tokens, IAP);
 //! - [`upstream`]: loopback upstreams for outbound calls (fixed answer, hang, huge body);
 //! - [`formats`] and [`seed`]: RFC 3339 timestamps, Go-style durations, the seed's `/health`;
 //! - [`model`] and [`orchestrate`]: loopback model servers (OpenAI, Ollama) and orchestrate runs;
@@ -553,6 +554,10 @@ pub mod metadata;
 
 /// Loopback fakes of the metadata server and Secret Manager.
 pub mod google;
+
+/// A loopback JWKS endpoint (Google's and IAP's format) with keys generated in the test, and
+/// tokens signed with them.
+pub mod jwks;
 
 pub mod upstream;
 
