@@ -349,7 +349,7 @@ impl Failure {
                     }
                     if !g.message.is_empty() {
                         m.push_str(": ");
-                        m.push_str(&one_line(&g.message, 300));
+                        m.push_str(&crate::error::one_line(&g.message, 300));
                     }
                 }
                 if let Some(hint) = hint(*status) {
@@ -383,14 +383,6 @@ fn hint(status: u16) -> Option<&'static str> {
         400 => "the version may be disabled or destroyed",
         _ => return None,
     })
-}
-
-fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &flat[..at]),
-        None => flat,
-    }
 }
 
 /// Google's error body: `{"error": {"code", "message", "status"}}`.
