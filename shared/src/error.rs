@@ -310,6 +310,16 @@ pub fn is_grpc(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// A server's message made fit to quote in one line: whitespace runs become one space, and
+/// text past `max` characters is cut with `...` (error bodies can be pages of HTML).
+pub fn one_line(text: &str, max: usize) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &joined[..at]),
+        None => joined,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,8 +28,8 @@ pub use error::StartupError;
 pub use server::{App, Function};
 
 /// Runs a function: reads the environment (`.env` beneath it locally), starts logging and the
-/// async runtime, lets `setup` add the function's routes and services, then serves until
-/// SIGTERM. Any start-up problem is one line on stderr and a non-zero exit (2 for config).
+/// async runtime, resolves `sm://` secrets, lets `setup` add the function's routes and
+/// services, then serves until SIGTERM. Any start-up problem is one line on stderr and a non-zero exit (2 for config).
 pub fn run<F, Fut>(function: Function, setup: F) -> ExitCode
 where
     F: FnOnce(App) -> Fut,
@@ -53,6 +53,9 @@ where
         Err(e) => return fail(function, StartupError::Other(format!("async runtime: {e}"))),
     };
     let outcome = runtime.block_on(async move {
+        // Phase two, before the port opens: `sm://` values become their secrets.
+        let mut env = env;
+        gcp::secrets::resolve(&mut env, &config.metadata_host).await?;
         let app = setup(App::new(function, env, config)).await?;
         app.serve().await
     });

@@ -9,8 +9,10 @@
 //! - [`grpc_web`]: gRPC-Web frames built and parsed by hand;
 //! - [`metrics`]: Prometheus text parsed into samples, and `promtool check metrics`;
 //! - [`metadata`]: a loopback fake of the GCE metadata server;
+//! - [`jwks`]: a loopback key-set endpoint and test-signed tokens (Google ID tokens, IAP);
 //! - [`upstream`]: loopback upstreams for outbound calls (fixed answer, hang, huge body);
 //! - [`formats`] and [`seed`]: RFC 3339 timestamps, Go-style durations, the seed's `/health`;
+//! - [`model`] and [`orchestrate`]: loopback model servers (OpenAI, Ollama) and orchestrate runs;
 //! - [`clients`]: reqwest (HTTP/1.1, h2c) and tonic clients with generous timeouts.
 //!
 //! Binaries are taken from `<target>/debug/<name>`, where `cargo test --workspace` builds them
@@ -550,6 +552,13 @@ pub mod metrics;
 
 pub mod metadata;
 
+/// Loopback fakes of the metadata server and Secret Manager.
+pub mod google;
+
+/// A loopback JWKS endpoint (Google's and IAP's format) with keys generated in the test, and
+/// tokens signed with them.
+pub mod jwks;
+
 pub mod upstream;
 
 pub mod formats;
@@ -562,8 +571,14 @@ pub mod seed;
 /// for `mcp.MCPService`.
 pub mod mcp;
 
-/// A scripted loopback model server (OpenAI chat completions streaming).
+/// A scripted loopback model server (OpenAI chat completions and Ollama streaming).
 pub mod model;
+
+/// Driving orchestrate: config files, JSON and streamed runs.
+pub mod orchestrate;
+
+/// Python peers (the MCP Python SDK's server, llama.cpp's) from the test virtualenv.
+pub mod python;
 
 /// Server-sent events read off a live response.
 pub mod sse;

@@ -1,10 +1,19 @@
-//! A loopback model server reproducing the OpenAI chat completions streaming wire format
-//! (`POST /v1/chat/completions` with `stream: true`): `data: <chunk JSON>` events separated by
-//! blank lines, text in `choices[0].delta.content`, tool calls as `delta.tool_calls[]` fragments
-//! merged by `index` (id and name first, then argument pieces), a `finish_reason`, one usage
-//! chunk with `choices: []` (`stream_options.include_usage`), then `data: [DONE]`; errors as
-//! `{"error": {"message", "type", "code"}}` bodies; `GET /v1/models` lists the model. Scripted per test: each request takes the
-//! next [`Reply`]; every request body is kept for assertions.
+//! A loopback model server reproducing two documented streaming wire formats, scripted per test:
+//! each chat request takes the next [`Reply`]; every request body is kept for assertions.
+//!
+//! - **OpenAI chat completions** (`POST /v1/chat/completions`, `stream: true`): `data: <chunk
+//!   JSON>` events separated by blank lines, text in `choices[0].delta.content`, tool calls as
+//!   `delta.tool_calls[]` fragments merged by `index` (id and name first, then argument pieces),
+//!   a `finish_reason`, one usage chunk with `choices: []` (`stream_options.include_usage`), then
+//!   `data: [DONE]`; errors as `{"error": {"message", "type", "code"}}` bodies, and after the
+//!   stream began as a `data: {"error": {...}}` event; `GET /v1/models` lists the model.
+//! - **Ollama's native API** (`POST /api/chat`, ollama/ollama `docs/api.md`): NDJSON
+//!   (`application/x-ndjson`), one `{model, created_at, message: {role, content}, done: false}`
+//!   object a line; tool calls whole in a `done: false` line with arguments as objects and no ids;
+//!   a last `done: true` line with `done_reason`, durations in nanoseconds, `prompt_eval_count`
+//!   and `eval_count`; errors as `{"error": "..."}` bodies (404 `model 'x' not found, try pulling
+//!   it first`), and after the stream began as a last `{"error": "..."}` line with no `done`;
+//!   `GET /api/tags` lists the pulled models (`fake-model:latest`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,13 +28,19 @@ use serde_json::{Value, json};
 pub enum Reply {
     /// Text in these deltas, then `stop`, with usage (prompt, completion tokens).
     Text(Vec<String>, (u64, u64)),
-    /// These tool calls (name, arguments JSON text), each argument split in two fragments,
-    /// then `tool_calls`, with usage.
+    /// These tool calls (name, arguments JSON text), then `tool_calls`, with usage. OpenAI: each
+    /// argument split in two fragments; Ollama: all in one line, arguments as objects.
     ToolCalls(Vec<(String, String)>, (u64, u64)),
     /// Text deltas, one every `gap`, for ever (until the client goes away).
     Endless(Duration),
-    /// An HTTP error with an OpenAI error body and these extra headers.
+    /// An HTTP error with the format's error body and these extra headers.
     Error(u16, String, Vec<(String, String)>),
+    /// These text deltas, then an error in the stream (HTTP status stays 200).
+    FailMidStream(Vec<String>, String),
+    /// Bytes that are not the format at all, after a 200 head.
+    Garbage(String),
+    /// These text deltas, then the connection closes with no end of answer.
+    Cut(Vec<String>),
 }
 
 impl Reply {
@@ -44,32 +59,53 @@ impl Reply {
     }
 }
 
+/// Which documented format the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    OpenAi,
+    Ollama,
+}
+
 /// The server, on its own threads until the test process ends.
 pub struct FakeModel {
     /// Where it listens.
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Value>>>,
+    auths: Arc<Mutex<Vec<Option<String>>>>,
     hung_up: Arc<AtomicUsize>,
 }
 
 impl FakeModel {
-    /// Serves `script` in order; requests past its end get a 500.
+    /// An OpenAI-compatible server: serves `script` in order; requests past its end get a 500.
     pub fn openai(script: Vec<Reply>) -> Self {
+        Self::start(Wire::OpenAi, script)
+    }
+
+    /// An Ollama server with `fake-model` pulled: serves `script` in order; requests past its
+    /// end get a 500.
+    pub fn ollama(script: Vec<Reply>) -> Self {
+        Self::start(Wire::Ollama, script)
+    }
+
+    fn start(wire: Wire, script: Vec<Reply>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake model");
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let auths = Arc::new(Mutex::new(Vec::new()));
         let hung_up = Arc::new(AtomicUsize::new(0));
         let script = Arc::new(Mutex::new(script.into_iter()));
-        let (log, gone) = (requests.clone(), hung_up.clone());
+        let (log, keys, gone) = (requests.clone(), auths.clone(), hung_up.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (log, gone, script) = (log.clone(), gone.clone(), script.clone());
-                std::thread::spawn(move || serve(stream, &log, &gone, &script));
+                let (log, keys, gone, script) =
+                    (log.clone(), keys.clone(), gone.clone(), script.clone());
+                std::thread::spawn(move || serve(wire, stream, &log, &keys, &gone, &script));
             }
         });
         Self {
             addr,
             requests,
+            auths,
             hung_up,
         }
     }
@@ -79,9 +115,19 @@ impl FakeModel {
         format!("http://{}/v1", self.addr)
     }
 
-    /// Every request body so far.
+    /// `http://ADDR`, the address an Ollama client is given.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every chat request body so far.
     pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The `Authorization` header of every chat request so far.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.auths.lock().unwrap().clone()
     }
 
     /// How many streams ended because the client closed the connection.
@@ -90,77 +136,83 @@ impl FakeModel {
     }
 }
 
-fn serve(
-    stream: TcpStream,
-    log: &Mutex<Vec<Value>>,
-    gone: &AtomicUsize,
-    script: &Mutex<std::vec::IntoIter<Reply>>,
-) {
+/// Reads one request: (request line, `Authorization` value, body). `None` if the client went
+/// away first.
+fn read_request(stream: &TcpStream) -> Option<(String, Option<String>, Vec<u8>)> {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut length = 0;
+    let mut auth = None;
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-        return;
+        return None;
     }
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(_) if line == "\r\n" => break,
             Ok(_) => {
                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap_or(0);
                 }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    auth = Some(line["authorization:".len()..].trim().to_owned());
+                }
             }
         }
     }
     let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
+    reader.read_exact(&mut body).ok()?;
+    Some((request_line, auth, body))
+}
+
+fn serve(
+    wire: Wire,
+    mut out: TcpStream,
+    log: &Mutex<Vec<Value>>,
+    auths: &Mutex<Vec<Option<String>>>,
+    gone: &AtomicUsize,
+    script: &Mutex<std::vec::IntoIter<Reply>>,
+) {
+    let Some((request_line, auth, body)) = read_request(&out) else {
+        return;
+    };
+    if request_line.starts_with("GET ") {
+        // The model list each format's clients probe.
+        let list = match wire {
+            Wire::OpenAi => {
+                json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+            }
+            Wire::Ollama => {
+                json!({"models": [{"name": "fake-model:latest", "model": "fake-model:latest",
+                "modified_at": "2026-01-01T00:00:00Z", "size": 1, "digest": "0",
+                "details": {"family": "fake", "parameter_size": "1M", "quantization_level": "Q4_0"}}]})
+            }
+        };
+        let _ = write_json(&mut out, 200, &list.to_string(), &[]);
         return;
     }
-    if request_line.starts_with("GET ") && request_line.contains("/models") {
-        // `GET /v1/models`: the model list (`{"object": "list", "data": [{"id", "object"}]}`).
-        let list = json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
-            .to_string();
-        let mut out = stream;
-        let _ = write!(
-            out,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{list}",
-            list.len()
-        );
-        return;
-    }
+    auths.lock().unwrap().push(auth);
     log.lock()
         .unwrap()
         .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
     let reply = script.lock().unwrap().next();
-    let mut out = stream;
-    let chunk = |delta: Value, finish: Option<&str>| {
-        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-               "model": "fake-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-    };
-    let usage = |(p, c): (u64, u64)| {
-        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
-               "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}})
-    };
-    let mut events: Vec<Value> = Vec::new();
-    match reply {
+    let frames = match reply {
         None => {
-            let _ = write_error(&mut out, 500, "script exhausted", &[]);
+            let _ = write_error(wire, &mut out, 500, "script exhausted", &[]);
             return;
         }
         Some(Reply::Error(status, message, headers)) => {
-            let _ = write_error(&mut out, status, &message, &headers);
+            let _ = write_error(wire, &mut out, status, &message, &headers);
             return;
         }
         Some(Reply::Endless(gap)) => {
-            if write_head(&mut out).is_err() {
+            if write_head(wire, &mut out).is_err() {
                 return;
             }
             loop {
-                let event = chunk(json!({"content": "more "}), None);
-                if write!(out, "data: {event}\n\n")
+                if out
+                    .write_all(frame(wire, &text_chunk(wire, "more ")).as_bytes())
                     .and_then(|()| out.flush())
                     .is_err()
                 {
@@ -170,58 +222,194 @@ fn serve(
                 std::thread::sleep(gap);
             }
         }
-        Some(Reply::Text(deltas, tokens)) => {
-            events.push(chunk(json!({"role": "assistant", "content": ""}), None));
+        Some(Reply::Garbage(text)) => {
+            let _ = write_head(wire, &mut out).and_then(|()| out.write_all(text.as_bytes()));
+            return;
+        }
+        Some(reply) => match wire {
+            Wire::OpenAi => openai_frames(reply),
+            Wire::Ollama => ollama_frames(reply),
+        },
+    };
+    if write_head(wire, &mut out).is_err() {
+        return;
+    }
+    for f in frames {
+        if out.write_all(f.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// One event (OpenAI: `data: ...` and a blank line) or line (Ollama).
+fn frame(wire: Wire, value: &Value) -> String {
+    match wire {
+        Wire::OpenAi => format!("data: {value}\n\n"),
+        Wire::Ollama => format!("{value}\n"),
+    }
+}
+
+fn text_chunk(wire: Wire, text: &str) -> Value {
+    match wire {
+        Wire::OpenAi => openai_chunk(json!({"content": text}), None),
+        Wire::Ollama => ollama_line(json!({"role": "assistant", "content": text})),
+    }
+}
+
+fn openai_chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+           "model": "fake-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+}
+
+fn openai_frames(reply: Reply) -> Vec<String> {
+    let usage = |(p, c): (u64, u64)| {
+        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
+               "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}})
+    };
+    let mut events = Vec::new();
+    let mut done = true;
+    match reply {
+        Reply::Text(deltas, tokens) => {
+            events.push(openai_chunk(
+                json!({"role": "assistant", "content": ""}),
+                None,
+            ));
             for d in deltas {
-                events.push(chunk(json!({"content": d}), None));
+                events.push(openai_chunk(json!({"content": d}), None));
             }
-            events.push(chunk(json!({}), Some("stop")));
+            events.push(openai_chunk(json!({}), Some("stop")));
             events.push(usage(tokens));
         }
-        Some(Reply::ToolCalls(calls, tokens)) => {
-            events.push(chunk(json!({"role": "assistant", "content": null}), None));
+        Reply::ToolCalls(calls, tokens) => {
+            events.push(openai_chunk(
+                json!({"role": "assistant", "content": null}),
+                None,
+            ));
             for (i, (name, args)) in calls.iter().enumerate() {
                 let (a, b) = args.split_at(args.len() / 2);
-                events.push(chunk(json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+                events.push(openai_chunk(json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
                                   "function": {"name": name, "arguments": a}}]}), None));
-                events.push(chunk(
+                events.push(openai_chunk(
                     json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]}),
                     None,
                 ));
             }
-            events.push(chunk(json!({}), Some("tool_calls")));
+            events.push(openai_chunk(json!({}), Some("tool_calls")));
             events.push(usage(tokens));
         }
-    }
-    if write_head(&mut out).is_err() {
-        return;
-    }
-    for event in events {
-        if write!(out, "data: {event}\n\n").is_err() {
-            return;
+        Reply::FailMidStream(deltas, message) => {
+            for d in deltas {
+                events.push(openai_chunk(json!({"content": d}), None));
+            }
+            events
+                .push(json!({"error": {"message": message, "type": "server_error", "code": null}}));
+            done = false;
         }
+        Reply::Cut(deltas) => {
+            for d in deltas {
+                events.push(openai_chunk(json!({"content": d}), None));
+            }
+            done = false;
+        }
+        _ => unreachable!("handled by serve"),
     }
-    let _ = out.write_all(b"data: [DONE]\n\n");
+    let mut frames: Vec<String> = events.iter().map(|e| frame(Wire::OpenAi, e)).collect();
+    if done {
+        frames.push("data: [DONE]\n\n".into());
+    }
+    frames
 }
 
-fn write_head(out: &mut TcpStream) -> std::io::Result<()> {
-    out.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
-    )?;
+fn ollama_line(message: Value) -> Value {
+    json!({"model": "fake-model", "created_at": "2026-01-01T00:00:00.000000Z", "message": message, "done": false})
+}
+
+fn ollama_done((prompt, completion): (u64, u64)) -> Value {
+    json!({"model": "fake-model", "created_at": "2026-01-01T00:00:00.000000Z",
+           "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+           "total_duration": 5_000_000, "load_duration": 1_000_000,
+           "prompt_eval_count": prompt, "prompt_eval_duration": 1_000_000,
+           "eval_count": completion, "eval_duration": 2_000_000})
+}
+
+fn ollama_frames(reply: Reply) -> Vec<String> {
+    let mut lines = Vec::new();
+    match reply {
+        Reply::Text(deltas, tokens) => {
+            for d in deltas {
+                lines.push(ollama_line(json!({"role": "assistant", "content": d})));
+            }
+            lines.push(ollama_done(tokens));
+        }
+        Reply::ToolCalls(calls, tokens) => {
+            let calls: Vec<Value> = calls
+                .iter()
+                .map(|(name, args)| {
+                    // Arguments as an object when they parse (as Ollama sends them).
+                    let arguments = serde_json::from_str::<Value>(args)
+                        .unwrap_or_else(|_| Value::String(args.clone()));
+                    json!({"function": {"name": name, "arguments": arguments}})
+                })
+                .collect();
+            lines.push(ollama_line(
+                json!({"role": "assistant", "content": "", "tool_calls": calls}),
+            ));
+            lines.push(ollama_done(tokens));
+        }
+        Reply::FailMidStream(deltas, message) => {
+            for d in deltas {
+                lines.push(ollama_line(json!({"role": "assistant", "content": d})));
+            }
+            lines.push(json!({"error": message}));
+        }
+        Reply::Cut(deltas) => {
+            for d in deltas {
+                lines.push(ollama_line(json!({"role": "assistant", "content": d})));
+            }
+        }
+        _ => unreachable!("handled by serve"),
+    }
+    lines.iter().map(|l| frame(Wire::Ollama, l)).collect()
+}
+
+fn write_head(wire: Wire, out: &mut TcpStream) -> std::io::Result<()> {
+    let head: &[u8] = match wire {
+        Wire::OpenAi => {
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        }
+        Wire::Ollama => {
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n"
+        }
+    };
+    out.write_all(head)?;
     out.flush()
 }
 
 fn write_error(
+    wire: Wire,
     out: &mut TcpStream,
     status: u16,
     message: &str,
     headers: &[(String, String)],
 ) -> std::io::Result<()> {
-    let body =
-        json!({"error": {"message": message, "type": "invalid_request_error", "code": null}})
-            .to_string();
+    let body = match wire {
+        Wire::OpenAi => {
+            json!({"error": {"message": message, "type": "invalid_request_error", "code": null}})
+        }
+        Wire::Ollama => json!({"error": message}),
+    };
+    write_json(out, status, &body.to_string(), headers)
+}
+
+fn write_json(
+    out: &mut TcpStream,
+    status: u16,
+    body: &str,
+    headers: &[(String, String)],
+) -> std::io::Result<()> {
     let mut head = format!(
-        "HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+        if status == 200 { "OK" } else { "Error" },
         body.len()
     );
     for (name, value) in headers {

@@ -294,6 +294,8 @@ async fn modern_request_whose_mcp_method_header_contradicts_the_body_is_400_with
     .await;
     assert_eq!(status, 200, "{messages:?}");
     assert!(messages[0]["result"]["tools"].is_array(), "{messages:?}");
+    // The list is fixed per instance: clients may cache it for five minutes.
+    assert_eq!(messages[0]["result"]["ttlMs"], 300_000, "{messages:?}");
     // A middlebox routing on Mcp-Method would see a different request than the server.
     let (status, messages) = exchange(
         &http,

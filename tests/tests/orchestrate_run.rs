@@ -1,56 +1,29 @@
 //! `POST /v1/run` on the real orchestrate binary, against a loopback model server that speaks
 //! the OpenAI chat completions streaming format (`e2e::model`): JSON and SSE runs, the event
-//! contract, bad requests, budgets, deadlines, cancellation by disconnect and SIGTERM.
+//! contract, bad requests, budgets, deadlines, cancellation by disconnect and SIGTERM; tools on
+//! the real mcp-tool (gRPC, Streamable HTTP, in process) and on the official Python SDK's
+//! legacy-only server, concurrent calls, and calls cancelled with their run.
 
 use std::time::Duration;
 
+use e2e::mcp::config_file;
 use e2e::model::{FakeModel, Reply};
+use e2e::orchestrate::{self, openai_service, post_run, react_yaml, stream_run, wait_until};
+use e2e::python::PythonServer;
 use e2e::sse::SseReader;
-use e2e::{DEFAULT_GRACE_PERIOD, EXIT_SLACK, TempDir, TestApp, WAIT_TIMEOUT, clients};
+use e2e::upstream::Upstream;
+use e2e::{DEFAULT_GRACE_PERIOD, EXIT_SLACK, STARTUP_TIMEOUT, TempDir, TestApp, clients, metrics};
 use serde_json::{Value, json};
 
-/// A config with one react agent (no tools) on the fake model, then a logger.
-fn config(dir: &TempDir, model: &FakeModel) -> String {
-    let yaml = format!(
-        "model_services:\n  - name: fake\n    provider: openai_compatible\n    model: fake-model\n    \
-         config: {{address: {base}}}\n\
-         agents:\n  - name: assistant\n    role: react\n    model: fake\n    prompt: Be brief.\n    \
-         outputs: [{{target: log}}]\n  - name: log\n    role: logger\n    inputs: [{{source: assistant}}]\n",
-        base = model.base()
-    );
-    let path = dir.path().join("orchestrate.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path.display().to_string()
-}
-
+/// One react agent (no tools) on the fake model, then a logger.
 fn spawn(dir: &TempDir, model: &FakeModel, extra: &[(&str, &str)]) -> TestApp {
-    let path = config(dir, model);
-    let mut envs = vec![("ORCHESTRATE_CONFIG", path.as_str())];
-    envs.extend_from_slice(extra);
-    tokio::task::block_in_place(|| TestApp::spawn("orchestrate", &envs))
-}
-
-async fn post_run(app: &TestApp, body: Value) -> (u16, Value) {
-    let r = clients::http1()
-        .post(app.url("/v1/run"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
-}
-
-async fn stream_run(app: &TestApp, body: Value) -> reqwest::Response {
-    let r = clients::http1()
-        .post(app.url("/v1/run"))
-        .header("accept", "text/event-stream")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r
+    let yaml = react_yaml(
+        &openai_service(model),
+        None,
+        "    prompt: Be brief.\n    outputs: [{target: log}]\n  - name: log\n    role: logger\n    \
+         inputs: [{source: assistant}]\n",
+    );
+    orchestrate::spawn(dir, &yaml, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,14 +226,6 @@ async fn workflows_lists_agents_and_models() {
     assert_eq!(agents[1]["role"], "logger");
 }
 
-async fn wait_until(done: impl Fn() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_model_degrades_health_and_runs_get_503() {
     let dir = TempDir::new();
@@ -270,13 +235,8 @@ async fn an_unreachable_model_degrades_health_and_runs_get_503() {
          config: {{address: http://127.0.0.1:{port}/v1}}\n\
          agents:\n  - name: assistant\n    role: react\n    model: gone\n"
     );
-    let path = dir.path().join("orchestrate.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let path = path.display().to_string();
     // Ready even so: one dependency's outage must not take every instance out of rotation.
-    let app = tokio::task::block_in_place(|| {
-        TestApp::spawn("orchestrate", &[("ORCHESTRATE_CONFIG", path.as_str())])
-    });
+    let app = orchestrate::spawn(&dir, &yaml, &[]);
     let health: Value = clients::http1()
         .get(app.url("/health"))
         .send()
@@ -304,19 +264,8 @@ async fn an_unreachable_model_degrades_health_and_runs_get_503() {
 
 /// A react agent whose MCP server is `server_yaml` (one `mcp_servers` entry named `tools`).
 fn spawn_with_tools(dir: &TempDir, model: &FakeModel, server_yaml: &str) -> TestApp {
-    let yaml = format!(
-        "mcp_servers:\n{server_yaml}\
-         model_services:\n  - name: fake\n    provider: openai_compatible\n    model: fake-model\n    \
-         config: {{address: {base}}}\n\
-         agents:\n  - name: assistant\n    role: react\n    model: fake\n    mcp_servers: [tools]\n",
-        base = model.base()
-    );
-    let path = dir.path().join("orchestrate.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let path = path.display().to_string();
-    tokio::task::block_in_place(|| {
-        TestApp::spawn("orchestrate", &[("ORCHESTRATE_CONFIG", path.as_str())])
-    })
+    let yaml = react_yaml(&openai_service(model), Some(server_yaml), "");
+    orchestrate::spawn(dir, &yaml, &[])
 }
 
 async fn two_calls_then_an_answer(app: &TestApp, model: &FakeModel) {
@@ -402,4 +351,314 @@ async fn a_react_run_calls_local_tools_in_process() {
     let dir = TempDir::new();
     let app = spawn_with_tools(&dir, &model, "  - name: tools\n    transport: local\n");
     two_calls_then_an_answer(&app, &model).await;
+}
+
+/// mcp-tool whose `get_weather` waits on `upstream` (which never answers).
+fn hanging_weather_tools(upstream: &Upstream, dir: &TempDir) -> TestApp {
+    let yaml = format!(
+        "tools:\n  weather:\n    geocoding_url: {base}\n    forecast_url: {base}\n",
+        base = upstream.base()
+    );
+    let path = config_file(dir, &yaml);
+    tokio::task::block_in_place(|| {
+        TestApp::spawn("mcp-tool", &[("MCP_TOOL_CONFIG", path.as_str())])
+    })
+}
+
+fn weather_calls(cities: &[&str]) -> Reply {
+    let calls = cities
+        .iter()
+        .map(|c| ("get_weather".to_owned(), json!({"location": c}).to_string()))
+        .collect();
+    Reply::ToolCalls(calls, (20, 8))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tool_calls_in_one_turn_run_at_once_and_the_deadline_cancels_both() {
+    let upstream = Upstream::hanging();
+    let tools_dir = TempDir::new();
+    let tools = hanging_weather_tools(&upstream, &tools_dir);
+    let model = FakeModel::openai(vec![weather_calls(&["Berlin", "Paris"])]);
+    let dir = TempDir::new();
+    let server = format!(
+        "  - name: tools\n    transport: grpc\n    address: http://{}\n",
+        tools.addr
+    );
+    let app = spawn_with_tools(&dir, &model, &server);
+    // Both calls reach the upstream while neither has an answer: they run at the same time.
+    let ((_, result), ()) = tokio::join!(
+        post_run(&app, json!({"input": "weather?", "deadline_ms": 3000})),
+        wait_until(
+            || upstream.heads().len() == 2,
+            "the two calls never ran at once"
+        ),
+    );
+    assert_eq!(result["status"], "deadline", "{result}");
+    let calls = result["steps"][0]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{result}");
+    for call in calls {
+        assert!(
+            call["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("cancelled: the run's time ran out"),
+            "{call}"
+        );
+    }
+    // The run's end cancelled both calls: mcp-tool dropped them and closed its upstream calls.
+    wait_until(
+        || upstream.hung_up() == 2,
+        "the tool calls outlived the run",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_its_tool_calls_over_grpc_and_http() {
+    let upstream = Upstream::hanging();
+    let tools_dir = TempDir::new();
+    let tools = hanging_weather_tools(&upstream, &tools_dir);
+    for (n, server) in [
+        format!(
+            "  - name: tools\n    transport: grpc\n    address: http://{}\n",
+            tools.addr
+        ),
+        format!(
+            "  - name: tools\n    transport: http\n    url: http://{}/mcp\n",
+            tools.addr
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let model = FakeModel::openai(vec![weather_calls(&["Berlin"])]);
+        let dir = TempDir::new();
+        let app = spawn_with_tools(&dir, &model, &server);
+        let mut reader = SseReader::new(stream_run(&app, json!({"input": "weather?"})).await);
+        while let Some(e) = reader.next().await {
+            if e.event == "tool.call" {
+                break;
+            }
+        }
+        wait_until(
+            || upstream.heads().len() == n + 1,
+            "the tool call never started",
+        )
+        .await;
+        drop(reader);
+        wait_until(
+            || upstream.hung_up() == n + 1,
+            &format!("the tool call outlived its client ({server})"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_only_server_gets_calls_and_notifications_cancelled() {
+    // The official Python SDK's server: 2025-11-25 only, so the client falls back to initialize.
+    let dir = TempDir::new();
+    let cancelled = dir.path().join("cancelled.txt");
+    let cancelled_path = cancelled.display().to_string();
+    let Some(python) = tokio::task::block_in_place(|| {
+        PythonServer::start(
+            "legacy_mcp_server.py",
+            &[("CANCELLED_FILE", cancelled_path.as_str())],
+            STARTUP_TIMEOUT,
+        )
+    }) else {
+        return;
+    };
+    let server = format!(
+        "  - name: tools\n    transport: http\n    url: http://{}/mcp\n",
+        python.addr
+    );
+    let model = FakeModel::openai(vec![
+        Reply::call("echo", json!({"text": "hi"})),
+        Reply::text("done"),
+        Reply::call("wait", json!({"seconds": 60})),
+    ]);
+    let app = spawn_with_tools(&dir, &model, &server);
+    let (_, result) = post_run(&app, json!({"input": "echo hi"})).await;
+    assert_eq!(result["status"], "completed", "{result}");
+    let call = &result["steps"][0]["tool_calls"][0];
+    assert_eq!(call["result"], "hi", "{result}");
+
+    // A client that goes away mid-call: the legacy server is told with notifications/cancelled.
+    let mut reader = SseReader::new(stream_run(&app, json!({"input": "wait"})).await);
+    while let Some(e) = reader.next().await {
+        if e.event == "tool.call" {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the call reach the server
+    drop(reader);
+    wait_until(
+        || std::fs::read_to_string(&cancelled).is_ok_and(|t| t.starts_with("cancelled")),
+        "the legacy server never saw notifications/cancelled",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_json_run_as_interrupted_with_its_partial_output() {
+    let model = FakeModel::openai(vec![Reply::Endless(Duration::from_millis(20))]);
+    let dir = TempDir::new();
+    let mut app = spawn(&dir, &model, &[]);
+    let run = post_run(&app, json!({"input": "x"}));
+    let signal = async {
+        wait_until(
+            || !model.requests().is_empty(),
+            "the run never reached the model",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.sigterm();
+    };
+    let ((status, result), ()) = tokio::join!(run, signal);
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["status"], "interrupted", "{result}");
+    assert!(
+        result["output"].as_str().unwrap().starts_with("more "),
+        "{result}"
+    );
+    let exit = tokio::task::block_in_place(|| app.wait_exit(DEFAULT_GRACE_PERIOD + EXIT_SLACK));
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_timeout_header_lowers_the_run_deadline() {
+    let model = FakeModel::openai(vec![Reply::Endless(Duration::from_millis(20))]);
+    let dir = TempDir::new();
+    let app = spawn(&dir, &model, &[]);
+    let r = clients::http1()
+        .post(app.url("/v1/run"))
+        .header("grpc-timeout", "300m")
+        .json(&json!({"input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let result: Value = r.json().await.unwrap();
+    assert_eq!(result["status"], "deadline", "{result}");
+    wait_until(|| model.hung_up() == 1, "the model stream was never closed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_counted_in_metrics_and_logged_by_id_without_payloads() {
+    let model = FakeModel::openai(vec![
+        Reply::ToolCalls(
+            vec![
+                ("echo".into(), json!({"text": "zebra-argument"}).to_string()),
+                ("nope".into(), "{}".into()),
+            ],
+            (20, 8),
+        ),
+        Reply::text("zebra-output"),
+    ]);
+    let dir = TempDir::new();
+    let app = spawn_with_tools(&dir, &model, "  - name: tools\n    transport: local\n");
+    let (_, result) = post_run(&app, json!({"input": "zebra-input"})).await;
+    assert_eq!(result["status"], "completed", "{result}");
+    let run_id = result["run_id"].as_str().unwrap();
+
+    let text = clients::http1()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics::promtool_check(&text);
+    let s = metrics::parse(&text);
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        metrics::value(&s, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    // The seed's agent series.
+    let agent = [("agent", "assistant")];
+    assert_eq!(
+        get("aixgo_agent_messages_total", &[agent[0], ("type", "input")]),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "aixgo_agent_messages_total",
+            &[agent[0], ("type", "output")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get("aixgo_agent_execution_duration_seconds_count", &agent),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "aixgo_orchestrate_runs_total",
+            &[("workflow", "default"), ("status", "completed")]
+        ),
+        1.0
+    );
+    // Model calls and tokens by provider and model (OpenTelemetry GenAI names).
+    let model_labels = [
+        ("gen_ai_provider_name", "openai_compatible"),
+        ("gen_ai_request_model", "fake-model"),
+    ];
+    assert_eq!(
+        get(
+            "aixgo_model_calls_total",
+            &[model_labels[0], model_labels[1], ("status", "ok")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        get(
+            "gen_ai_client_operation_duration_seconds_count",
+            &[model_labels[0], model_labels[1], ("status", "ok")]
+        ),
+        2.0
+    );
+    let tokens = |kind| {
+        [
+            model_labels[0],
+            model_labels[1],
+            ("gen_ai_token_type", kind),
+        ]
+    };
+    assert_eq!(get("gen_ai_client_token_usage_sum", &tokens("input")), 32.0);
+    assert_eq!(
+        get("gen_ai_client_token_usage_count", &tokens("output")),
+        2.0
+    );
+    // Tool calls by server, tool and outcome.
+    assert_eq!(
+        get(
+            "aixgo_orchestrate_tool_calls_total",
+            &[("server", "tools"), ("tool", "echo"), ("status", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "aixgo_orchestrate_tool_calls_total",
+            &[("server", "unknown"), ("tool", "nope"), ("status", "error")]
+        ),
+        1.0
+    );
+
+    // One line per step and one per run, each with the run id; no input, argument or output.
+    let run_line = tokio::task::block_in_place(|| {
+        app.wait_for_log("the run's line", |v| v["message"] == "run finished")
+    });
+    assert_eq!(run_line["run_id"], run_id, "{run_line}");
+    let logs = app.log_json();
+    let steps: Vec<&Value> = logs
+        .iter()
+        .filter(|v| v["message"] == "step finished")
+        .collect();
+    assert_eq!(steps.len(), 1, "{logs:?}");
+    assert_eq!(steps[0]["run_id"], run_id);
+    assert_eq!(steps[0]["tool_calls"], 2);
+    let all = app.logs().join("\n");
+    assert!(!all.contains("zebra"), "a payload reached the log:\n{all}");
 }

@@ -28,6 +28,8 @@ use serde_json::{Value, json};
 use crate::registry::{CallError, CallOutcome, Registry, Transport};
 use crate::tool::{BoxFuture, CallContext, Reporter};
 
+/// `ttlMs` of `tools/list` (2026-07-28): five minutes.
+const TOOL_LIST_TTL_MS: u64 = 5 * 60 * 1000;
 /// The MCP path.
 pub const PATH: &str = "/mcp";
 
@@ -66,6 +68,10 @@ impl McpHandler {
         // 2026-07-28 requires `resultType: "complete"`; deserializing leaves it unset (rmcp's
         // constructors set it), and rmcp strips it again for legacy peers.
         tools.result_type = Some(ResultType::COMPLETE);
+        // The list is fixed for the life of an instance (it comes from the config read at
+        // start-up), so clients may keep it a while instead of asking before every call; a
+        // new revision's list is seen within this bound.
+        tools.ttl_ms = Some(TOOL_LIST_TTL_MS);
         let info: ServerConfig = serde_json::from_value(json!({
             "protocolVersion": "2025-11-25",
             "capabilities": {"tools": {"listChanged": false}, "logging": {}},

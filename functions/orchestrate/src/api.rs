@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aixrun::error::{ApiError, ErrorKind};
-use aixrun::server::{Deadline, Shutdown};
+use aixrun::server::{Deadline, Shutdown, grpc_timeout};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -98,7 +98,17 @@ async fn run(
         ))
         .into_response();
     }
-    let spec = match spec(&api, &fields, deadline.map(|d| d.0)) {
+    let caller_deadline = match headers.get("grpc-timeout") {
+        None => None,
+        Some(_) => match grpc_timeout(&headers) {
+            Some(timeout) => Some(timeout),
+            None => {
+                return bad("grpc-timeout must be up to 8 digits and a unit: H, M, S, m, u or n")
+                    .into_response();
+            }
+        },
+    };
+    let spec = match spec(&api, &fields, deadline.map(|d| d.0), caller_deadline) {
         Ok(spec) => spec,
         Err(error) => return error.into_response(),
     };
@@ -171,6 +181,7 @@ fn spec(
     api: &Api,
     fields: &Map<String, Value>,
     route_deadline: Option<Deadline>,
+    caller_timeout: Option<Duration>,
 ) -> Result<RunSpec, ApiError> {
     let input = match fields.get("input") {
         Some(v @ (Value::String(_) | Value::Object(_))) => v.clone(),
@@ -220,6 +231,10 @@ fn spec(
         let left = route.remaining();
         let margin = MAX_DEADLINE_MARGIN.min(left / 10);
         deadline = deadline.min(now + left.saturating_sub(margin));
+    }
+    // The caller's own deadline (`grpc-timeout`, `deadline_ms`) can only shorten the run.
+    if let Some(timeout) = caller_timeout {
+        deadline = deadline.min(now + timeout);
     }
     match fields.get("deadline_ms") {
         None => {}

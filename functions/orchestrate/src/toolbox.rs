@@ -11,8 +11,9 @@ use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
 
 use crate::config::{Agent, Auth, McpServer as ServerConfig, Orchestration, Tls, Transport};
-use crate::mcp::{self, AuthProvider, CachedServer, Catalog, McpServer, StaticBearer};
+use crate::mcp::{self, AuthProvider, CachedServer, Catalog, IdTokenAuth, McpServer, StaticBearer};
 use crate::run::{AgentTool, BoxFuture, ToolReply, Tools};
+use aixrun::gcp::idtoken::{IdTokens, default_audience};
 
 /// How long a tool list is reused when the server gives no `ttlMs`.
 const DEFAULT_LIST_TTL: Duration = Duration::from_secs(60);
@@ -39,12 +40,14 @@ impl Toolbox {
     ) -> Result<Self, StartupError> {
         let mut servers = HashMap::new();
         let mut catalogs = HashMap::new();
+        // One ID-token cache for every server: tokens are per audience, not per client.
+        let id_tokens = IdTokens::new();
         for workflow in orchestration.workflows.values() {
             for agent in &workflow.steps {
                 let mut clients = Vec::new();
                 for server in &agent.mcp_servers {
                     if !servers.contains_key(&server.name) {
-                        let client = connect(server, env, metrics)
+                        let client = connect(server, env, &id_tokens, metrics)
                             .map_err(|e| StartupError::Other(e.to_string()))?;
                         servers.insert(
                             server.name.clone(),
@@ -66,26 +69,37 @@ impl Toolbox {
     }
 }
 
+fn on_platform(env: &Env) -> bool {
+    env.get(aixrun::config::K_SERVICE).is_some()
+}
+
 fn connect(
     server: &ServerConfig,
     env: &Env,
+    id_tokens: &Arc<IdTokens>,
     metrics: &mut Registry,
 ) -> Result<Arc<dyn McpServer>, mcp::McpError> {
     let auth: Option<Arc<dyn AuthProvider>> = match &server.auth {
         Some(Auth::Bearer(token)) => {
             StaticBearer::new(token.expose()).map(|b| Arc::new(b) as Arc<dyn AuthProvider>)
         }
-        // Refused rather than ignored: a call without the token would fail at the server,
-        // far from the cause. Minting Google ID tokens comes with the Google Cloud integration.
-        Some(Auth::IdToken { .. }) => {
-            return Err(mcp::McpError::Config {
-                server: server.name.clone(),
-                problem:
-                    "auth type id_token is not supported yet; use {type: bearer, token_env: VAR}"
-                        .into(),
-            });
-        }
-        None => None,
+        Some(Auth::IdToken { audience }) => Some(Arc::new(IdTokenAuth::new(
+            Arc::clone(id_tokens),
+            audience.clone(),
+        ))),
+        // On Google Cloud, https:// servers get ID tokens unless configured otherwise: that is
+        // what Cloud Run services deployed with --no-allow-unauthenticated require.
+        None => match (&server.transport, on_platform(env)) {
+            (Transport::Grpc { address: url, .. } | Transport::Http { url, .. }, true)
+                if url.scheme() == "https" =>
+            {
+                Some(Arc::new(IdTokenAuth::new(
+                    Arc::clone(id_tokens),
+                    default_audience(url),
+                )))
+            }
+            _ => None,
+        },
     };
     let tls = |t: &Option<Tls>| mcp::tls::TlsFiles {
         ca: t.as_ref().and_then(|t| t.ca_file.clone()),

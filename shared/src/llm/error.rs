@@ -115,13 +115,7 @@ fn detail(problem: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// A server's message made fit for one line: whitespace runs become one space and it is cut
-/// to `MAX_MESSAGE` characters.
+/// A server's message in one line of at most 300 characters.
 pub(super) fn one_line(text: &str) -> String {
-    const MAX_MESSAGE: usize = 300;
-    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match joined.char_indices().nth(MAX_MESSAGE) {
-        Some((at, _)) => format!("{}...", &joined[..at]),
-        None => joined,
-    }
+    crate::error::one_line(text, 300)
 }

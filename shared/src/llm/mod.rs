@@ -43,10 +43,11 @@ use http::header::{ACCEPT, HeaderValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
+pub use crate::outbound::RetryPolicy;
 pub use config::{ApiKey, Provider, ollama_url};
 pub use error::LlmError;
 pub use event::{Arguments, Event, Finish, FinishReason, ToolCall, Usage};
-pub use limits::{CallLimits, RetryPolicy};
+pub use limits::CallLimits;
 pub use request::{
     ChatRequest, KeepAlive, Message, OllamaOptions, Options, OutputSchema, Think, ToolSpec,
 };
@@ -197,7 +198,7 @@ impl Endpoint {
                 }
                 Ok(response) => {
                     let status = response.status();
-                    let wait = limits::retry_after(response.headers());
+                    let wait = crate::outbound::retry_after(response.headers());
                     let error = self.refusal(response, &request.model).await;
                     let retryable = matches!(
                         status,

@@ -48,6 +48,7 @@ pub struct ChatStream {
     first_token: Duration,
     gap: Duration,
     ended: bool,
+    failed: Option<LlmError>,
 }
 
 impl ChatStream {
@@ -68,6 +69,7 @@ impl ChatStream {
             first_token,
             gap,
             ended: false,
+            failed: None,
         }
     }
 
@@ -83,15 +85,21 @@ impl ChatStream {
                 if matches!(event, Event::Done(_)) {
                     self.ended = true;
                     self.events.clear();
+                    self.failed = None;
                 }
                 return Some(Ok(event));
+            }
+            if let Some(e) = self.failed.take() {
+                return Some(Err(e));
             }
             if self.ended {
                 return None;
             }
             if let Err(e) = self.read().await {
+                // Events decoded before the failure in the same read go out first: output
+                // the model produced is kept even when its stream then breaks.
                 self.ended = true;
-                return Some(Err(e));
+                self.failed = Some(e);
             }
         }
     }

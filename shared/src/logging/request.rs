@@ -12,7 +12,7 @@ use http::{HeaderMap, Version};
 use tracing::{Instrument, Span};
 
 use super::{TraceContext, project};
-use crate::server::PeerAddr;
+use crate::server::{PeerAddr, Principal};
 
 /// What the request-log middleware needs.
 #[derive(Clone)]
@@ -58,6 +58,10 @@ pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let latency = format!("{:.6}s", start.elapsed().as_secs_f64());
+    // Who the request was verified as (AUTH_MODE), when it was.
+    let principal = response.extensions().get::<Principal>();
+    let auth_mode = principal.map(|p| p.mode.as_str());
+    let principal = principal.map(|p| p.name.as_str());
     let quiet = status < 400 && (path.starts_with("/health") || path == "/metrics");
     let _entered = span.enter();
     macro_rules! line {
@@ -71,6 +75,8 @@ pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next
                 httpRequest.userAgent = user_agent.as_str(),
                 httpRequest.remoteIp = remote_ip.as_str(),
                 httpRequest.protocol = protocol,
+                principal,
+                auth_mode,
                 "{method} {path} {status}"
             )
         };

@@ -24,6 +24,7 @@
 mod body;
 mod budget;
 mod error;
+mod retry;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,7 @@ pub use budget::ByteBudget;
 pub use error::OutboundError;
 pub(crate) use error::host_of;
 pub use reqwest::{Method, StatusCode, Url};
+pub use retry::{RetryPolicy, retry_after};
 
 /// Longest wait for a TCP (and TLS) connection, whatever the call's deadline, unless the call
 /// sets its own ([`Call::connect_timeout`]).

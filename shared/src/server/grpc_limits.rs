@@ -94,7 +94,8 @@ fn deadline_exceeded(timeout: Duration) -> Status {
 }
 
 /// `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n); None if absent or invalid.
-pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+/// REST routes that honour a caller's gRPC-style deadline (orchestrate's `/v1/run`) read it too.
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     let raw = headers.get("grpc-timeout")?.to_str().ok()?;
     if raw.len() < 2 || raw.len() > 9 {
         return None;

@@ -1,9 +1,10 @@
 //! The one-port server: REST (axum), gRPC (tonic) and gRPC-Web (tonic-web) on one listener
-//! that speaks HTTP/1.1 and h2c, with health, metrics, reflection, limits, the access guard and
-//! graceful drain; and what long-lived handlers need from it (the shutdown signal, a task
-//! tracker, per-route limits, layers over every route).
+//! that speaks HTTP/1.1 and h2c, with health, metrics, reflection, limits, the access guard,
+//! verification of incoming credentials and graceful drain; and what long-lived handlers need
+//! from it (the shutdown signal, a task tracker, per-route limits, layers over every route).
 
 mod access;
+mod auth;
 mod connection;
 mod grpc_limits;
 mod limits;
@@ -31,6 +32,8 @@ use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use access::AccessPolicy;
+pub use auth::Principal;
+pub use grpc_limits::grpc_timeout;
 pub use limits::{Deadline, RouteLimits};
 
 use crate::config::{Env, RuntimeConfig};
@@ -125,7 +128,9 @@ impl Shutdown {
 
 impl App {
     /// A new app with the runtime's health and metrics in place and no routes yet.
-    pub fn new(function: Function, env: Env, config: RuntimeConfig) -> Self {
+    pub fn new(function: Function, env: Env, mut config: RuntimeConfig) -> Self {
+        // The configuration was read before `sm://` values were resolved: keys come from them.
+        config.auth.read_secrets(&env);
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let health = Health::new(
@@ -238,7 +243,8 @@ impl App {
     }
 
     /// Applies a tower layer to every route, REST, gRPC and gRPC-Web alike (after the access
-    /// guard, before routing): authentication plugs in here. Layers added later run first.
+    /// guard and the credential check of `AUTH_MODE`, before routing). Layers added later run
+    /// first.
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<Route> + Clone + Send + Sync + 'static,
@@ -299,6 +305,13 @@ impl App {
             .method_not_allowed_fallback(method_not_allowed);
         for layer in self.layers {
             router = layer(router);
+        }
+        // Before the function's layers and every route (the fallback included, so unknown
+        // paths are not revealed): credentials are checked unless AUTH_MODE is none. Inside
+        // the HTTP metrics, so refusals are counted; inside the access guard, so allowed
+        // browser preflights are answered before any credential is asked for.
+        if let Some(verifier) = auth::Verifier::new(&self.config.auth, self.function.name) {
+            router = router.layer(from_fn_with_state(verifier, auth::authenticate));
         }
         router
             // Per route, so the route template is known; gRPC calls are skipped here and

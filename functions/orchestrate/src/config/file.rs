@@ -133,6 +133,14 @@ pub struct ServiceConfigFile {
     pub api_key: Option<String>,
     /// Same as `address` (the seed system's name for a cloud endpoint); set one of them.
     pub endpoint: Option<String>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// Sampling seed, where the server supports one.
+    pub seed: Option<i64>,
+    /// Ollama: how long the model stays loaded (`5m`, `-1` for ever, `0` to unload).
+    pub keep_alive: Option<String>,
+    /// Ollama: `true`, `false`, `low`, `medium` or `high` for thinking models.
+    pub think: Option<serde_json::Value>,
 }
 
 /// Every role the seed format knows; this release runs `react` and `logger`.

@@ -24,8 +24,8 @@ pub use model::{
 /// workflows and defaults; unset, the bundled example (one react agent on Ollama using
 /// mcp-tool's `echo` and `get_weather`).
 pub const ORCHESTRATE_CONFIG: &str = "ORCHESTRATE_CONFIG";
-/// `ORCHESTRATE_MODEL`: the Ollama model of the bundled example (default `qwen3:0.6b`); read
-/// only through the example's `${ORCHESTRATE_MODEL:-qwen3:0.6b}`.
+/// `ORCHESTRATE_MODEL`: the bundled example's model as `provider:model` (default
+/// `ollama:qwen3:0.6b`); read only through the example's `${ORCHESTRATE_MODEL:-...}`.
 pub const ORCHESTRATE_MODEL: &str = "ORCHESTRATE_MODEL";
 /// API keys read when a model service's `config.api_key` is unset: `OPENAI_API_KEY` (openai),
 /// `XAI_API_KEY` (xai), `HF_TOKEN` then `HUGGINGFACE_API_KEY` (huggingface).

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aixrun::llm::{ApiKey, Endpoint};
+use aixrun::llm::{ApiKey, Endpoint, OllamaOptions, Options};
 use aixrun::outbound::Url;
 use serde_json::Value;
 
@@ -72,6 +72,10 @@ pub struct ModelService {
     pub model: String,
     /// Where to send requests (the key, if any, redacted in `Debug`).
     pub endpoint: Endpoint,
+    /// Sampling options from its config (the run sets the output-token cap).
+    pub options: Options,
+    /// Ollama's `keep_alive` and `think`.
+    pub ollama: OllamaOptions,
 }
 
 /// An MCP server.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use aixrun::Env;
 use aixrun::config::parse_duration;
-use aixrun::llm::{ApiKey, Endpoint, Provider};
+use aixrun::llm::{ApiKey, Endpoint, KeepAlive, OllamaOptions, Options, Provider, Think};
+use serde_json::Value;
 
 use super::Problem;
 use super::file::{AgentFile, BudgetFile, FileConfig, ModelServiceFile, RoleFile, Runtime};
@@ -302,6 +303,8 @@ fn model_ref(
         name: name.to_owned(),
         model: model.to_owned(),
         endpoint,
+        options: Options::default(),
+        ollama: OllamaOptions::default(),
     });
     in_place.insert(name.to_owned(), Arc::clone(&service));
     Ok(service)
@@ -339,11 +342,59 @@ fn service(s: &ModelServiceFile, at: &Path, env: &Env) -> Result<ModelService, P
     let key = c.api_key.as_deref().map(ApiKey::new);
     let endpoint = Endpoint::from_config(provider, address, key, env)
         .map_err(|e| Problem::new(at.key("name"), format!("{}: {e}", s.name)))?;
+    let at = at.key("config");
     Ok(ModelService {
         name: s.name.clone(),
         model: s.model.clone(),
         endpoint,
+        options: Options {
+            temperature: c.temperature,
+            seed: c.seed,
+            max_output_tokens: None,
+        },
+        ollama: OllamaOptions {
+            keep_alive: c
+                .keep_alive
+                .as_deref()
+                .map(|raw| keep_alive(raw, &at.key("keep_alive")))
+                .transpose()?,
+            think: c
+                .think
+                .as_ref()
+                .map(|v| think(v, &at.key("think")))
+                .transpose()?,
+        },
     })
+}
+
+/// Ollama's `keep_alive`: a duration, `-1` (for ever) or `0` (unload at once).
+fn keep_alive(raw: &str, at: &Path) -> Result<KeepAlive, Problem> {
+    match raw.trim() {
+        "0" => Ok(KeepAlive::UnloadNow),
+        r if r.starts_with('-') => Ok(KeepAlive::Forever),
+        r => parse_duration(r).map(KeepAlive::For).map_err(|p| {
+            Problem::new(
+                at.clone(),
+                format!(
+                    "{raw:?}: {p}; expected a duration such as 5m, -1 (for ever) or 0 (unload)"
+                ),
+            )
+        }),
+    }
+}
+
+/// Ollama's `think`: a boolean or a level.
+fn think(v: &Value, at: &Path) -> Result<Think, Problem> {
+    match v {
+        Value::Bool(on) => Ok(Think::Enabled(*on)),
+        Value::String(s) if s == "low" => Ok(Think::Low),
+        Value::String(s) if s == "medium" => Ok(Think::Medium),
+        Value::String(s) if s == "high" => Ok(Think::High),
+        other => Err(Problem::new(
+            at.clone(),
+            format!("{other}: expected true, false, low, medium or high"),
+        )),
+    }
 }
 
 pub(super) fn budget(base: Budget, b: &BudgetFile, at: &Path) -> Result<Budget, Problem> {

@@ -79,7 +79,7 @@ fn the_bundled_example_loads_one_react_agent_on_ollama_with_local_tools() {
     assert_eq!(o.defaults.budget.wall_time, Duration::from_secs(240));
 
     let o = load(&env(&[
-        (ORCHESTRATE_MODEL, "llama3.2:1b"),
+        (ORCHESTRATE_MODEL, "ollama:llama3.2:1b"),
         (OLLAMA_HOST, "ollama"),
     ]))
     .unwrap();

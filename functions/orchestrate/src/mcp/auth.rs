@@ -1,10 +1,11 @@
-//! The hook for outgoing identity: an [`AuthProvider`] gives the `Authorization` header for a
-//! server's audience before each request. Only a static bearer token exists here; Google
-//! Cloud ID tokens (fetched from the metadata server per audience, refreshed before expiry)
-//! will be another implementation of the same trait.
+//! Outgoing identity: an [`AuthProvider`] gives the `Authorization` header for a server's
+//! audience before each request: a static bearer token, or a Google ID token minted for the
+//! server's audience ([`IdTokenAuth`], over `aixrun::gcp::idtoken`).
 
 use std::fmt;
+use std::sync::Arc;
 
+use aixrun::gcp::idtoken::IdTokens;
 use http::HeaderValue;
 
 /// Gives the `Authorization` header value for requests to `audience` (the server's URL as
@@ -13,6 +14,52 @@ use http::HeaderValue;
 pub trait AuthProvider: Send + Sync {
     /// The header value, marked sensitive so that no log or `Debug` prints it.
     async fn header(&self, audience: &str) -> Option<HeaderValue>;
+
+    /// The server refused the credentials (401, UNAUTHENTICATED): drop any cached token so
+    /// that the retry gets a fresh one.
+    async fn refused(&self) {}
+}
+
+/// A Google ID token for one audience, from the process's shared cache.
+pub struct IdTokenAuth {
+    tokens: Arc<IdTokens>,
+    audience: String,
+}
+
+impl IdTokenAuth {
+    /// Tokens for `audience` (the server's origin unless configured) from `tokens`.
+    pub fn new(tokens: Arc<IdTokens>, audience: String) -> Self {
+        Self { tokens, audience }
+    }
+}
+
+impl fmt::Debug for IdTokenAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdTokenAuth({})", self.audience)
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthProvider for IdTokenAuth {
+    async fn header(&self, _audience: &str) -> Option<HeaderValue> {
+        match self.tokens.token(&self.audience).await {
+            Ok(token) => {
+                let mut value = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            Err(e) => {
+                // The call goes out without a token and the server's 401 says so; this line
+                // says why.
+                tracing::warn!(error = %e, "no ID token");
+                None
+            }
+        }
+    }
+
+    async fn refused(&self) {
+        self.tokens.refused(&self.audience).await;
+    }
 }
 
 /// The same bearer token for every server, e.g. from an environment variable.

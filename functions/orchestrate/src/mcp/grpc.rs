@@ -212,8 +212,18 @@ impl McpServer for GrpcServer {
             arguments_json,
         };
         let call = async {
-            let request = self.request(message, timeout).await;
-            self.client.clone().call_tool(request).await
+            let request = self.request(message.clone(), timeout).await;
+            match self.client.clone().call_tool(request).await {
+                // A refused identity token (expired early, rotated keys) is minted again once.
+                Err(status) if status.code() == Code::Unauthenticated && self.auth.is_some() => {
+                    if let Some(auth) = &self.auth {
+                        auth.refused().await;
+                    }
+                    let request = self.request(message, timeout).await;
+                    self.client.clone().call_tool(request).await
+                }
+                other => other,
+            }
         };
         // The deadline is also enforced here: a server that ignores `grpc-timeout` still
         // cannot hold the call longer.

@@ -19,7 +19,7 @@ mod types;
 
 use std::time::Duration;
 
-pub use auth::{AuthProvider, StaticBearer};
+pub use auth::{AuthProvider, IdTokenAuth, StaticBearer};
 pub use cache::CachedServer;
 pub use catalog::{Catalog, CatalogTool};
 pub use error::McpError;

@@ -122,7 +122,7 @@ impl Engine {
             ),
         };
         if let Some(step) = progress.finish_current(error.clone()) {
-            self.step_ended(&step, millis_duration(step.duration_ms));
+            self.step_ended(&spec.run_id, &step);
             emitter.emit(RunEvent::AgentFinished(step)).await;
         }
         let steps = progress.steps();
@@ -173,7 +173,7 @@ impl Engine {
             match end {
                 StepEnd::Done(output) => {
                     let step = ctx.progress.finish(output.clone(), None);
-                    self.step_ended(&step, millis_duration(step.duration_ms));
+                    self.step_ended(ctx.run_id, &step);
                     ctx.emit(RunEvent::AgentFinished(step)).await;
                     input = output;
                 }
@@ -184,15 +184,17 @@ impl Engine {
         Ending::Completed
     }
 
-    fn step_ended(&self, step: &StepRecord, took: std::time::Duration) {
+    fn step_ended(&self, run_id: &str, step: &StepRecord) {
         let kind = if step.error.is_some() {
             "error"
         } else {
             "output"
         };
         self.metrics.agent_message(&step.agent, kind);
-        self.metrics.agent_step(&step.agent, took);
+        self.metrics
+            .agent_step(&step.agent, millis_duration(step.duration_ms));
         tracing::info!(
+            run_id,
             agent = step.agent,
             role = step.role,
             model = step.model.as_deref(),
@@ -277,6 +279,8 @@ pub(crate) struct Progress {
 struct ProgressState {
     done: Vec<StepRecord>,
     current: Option<(Instant, StepRecord)>,
+    /// Tool calls of the current step still running: (index in its `tool_calls`, start).
+    in_flight: Vec<(usize, Instant)>,
 }
 
 impl Progress {
@@ -318,20 +322,45 @@ impl Progress {
         self.with_current(|step| step.output = Value::String(String::new()));
     }
 
+    /// Counts a model call as soon as it is made, so a failed one counts too (as the run's
+    /// meter counts it).
+    fn model_call_started(&self, _agent: &str) {
+        self.with_current(|step| step.usage.model_calls += 1);
+    }
+
     fn model_call(&self, _agent: &str, model: &str, input: u64, output: u64) {
         self.with_current(|step| {
             step.model = Some(model.to_owned());
-            step.usage.model_calls += 1;
             step.usage.input_tokens += input;
             step.usage.output_tokens += output;
         });
     }
 
-    fn tool_call(&self, _agent: &str, record: ToolCallRecord) {
-        self.with_current(|step| {
-            step.usage.tool_calls += 1;
-            step.tool_calls.push(record);
-        });
+    /// A tool call began: it is listed at once (in the model's order), so that a run stopped
+    /// while it runs reports it as cancelled. Returns its place, for [`Self::tool_finished`].
+    fn tool_started(&self, record: ToolCallRecord) -> usize {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some((_, step)) = state.current.as_mut() else {
+            return usize::MAX;
+        };
+        step.usage.tool_calls += 1;
+        step.tool_calls.push(record);
+        let at = step.tool_calls.len() - 1;
+        state.in_flight.push((at, Instant::now()));
+        at
+    }
+
+    fn tool_finished(&self, at: usize, record: ToolCallRecord) {
+        let mut state = self.lock();
+        state.in_flight.retain(|(i, _)| *i != at);
+        if let Some(slot) = state
+            .current
+            .as_mut()
+            .and_then(|(_, step)| step.tool_calls.get_mut(at))
+        {
+            *slot = record;
+        }
     }
 
     /// Ends the current step with `output`.
@@ -352,6 +381,16 @@ impl Progress {
                 },
             )
         });
+        // Calls still running were cut off by whatever ended the step.
+        for (at, call_started) in std::mem::take(&mut state.in_flight) {
+            if let Some(call) = step.tool_calls.get_mut(at) {
+                call.error = Some(format!(
+                    "cancelled: {}",
+                    error.as_deref().unwrap_or("the step ended")
+                ));
+                call.duration_ms = millis(call_started.elapsed());
+            }
+        }
         step.output = output;
         step.error = error;
         step.duration_ms = millis(started.elapsed());

@@ -50,6 +50,7 @@ pub(super) async fn run(ctx: &StepContext<'_>, agent: &Agent, input: &Value) -> 
         if let Err(stop) = ctx.meter.take_model_call() {
             return StepEnd::Stopped(stop);
         }
+        ctx.progress.model_call_started(&agent.name);
         let request = ChatRequest {
             model: service.model.clone(),
             messages: messages.clone(),
@@ -57,9 +58,9 @@ pub(super) async fn run(ctx: &StepContext<'_>, agent: &Agent, input: &Value) -> 
             output_schema: output_schema.clone(),
             options: Options {
                 max_output_tokens: u32::try_from(ctx.meter.output_tokens_left()).ok(),
-                ..Options::default()
+                ..service.options.clone()
             },
-            ..ChatRequest::default()
+            ollama: service.ollama.clone(),
         };
         let limits = CallLimits {
             total: ctx.meter.remaining(),
@@ -213,22 +214,16 @@ async fn run_calls(
     }
     // Boxed and collected first: a lazy `map` closure here makes the run's future fail the
     // `Send` check (a known higher-ranked lifetime limitation).
-    let mut futures: Vec<BoxFuture<'_, (ToolReply, ToolCallRecord)>> =
-        Vec::with_capacity(calls.len());
+    let mut futures: Vec<BoxFuture<'_, ToolReply>> = Vec::with_capacity(calls.len());
     for call in calls {
         futures.push(Box::pin(one_call(ctx, agent, tools, call)));
     }
     // `buffered` yields in the model's order whatever order the calls finish in.
-    let done: Vec<(ToolReply, ToolCallRecord)> = futures_util::stream::iter(futures)
+    let done: Vec<ToolReply> = futures_util::stream::iter(futures)
         .buffered(ctx.tool_concurrency.max(1))
         .collect()
         .await;
-    let mut replies = Vec::with_capacity(done.len());
-    for (reply, record) in done {
-        ctx.progress.tool_call(&agent.name, record);
-        replies.push(reply);
-    }
-    Ok(replies)
+    Ok(done)
 }
 
 async fn one_call(
@@ -236,7 +231,7 @@ async fn one_call(
     agent: &Agent,
     tools: &[AgentTool],
     call: &ToolCall,
-) -> (ToolReply, ToolCallRecord) {
+) -> ToolReply {
     let started = Instant::now();
     let arguments = match &call.arguments {
         Arguments::Json(v) => v.clone(),
@@ -249,6 +244,14 @@ async fn one_call(
         arguments: arguments.clone(),
     })
     .await;
+    let at = ctx.progress.tool_started(ToolCallRecord {
+        id: call.id.clone(),
+        name: call.name.clone(),
+        arguments: arguments.clone(),
+        result: None,
+        error: None,
+        duration_ms: 0,
+    });
     let reply = match (tools.iter().find(|t| t.name == call.name), &call.arguments) {
         (None, _) => ToolReply::error(format!(
             "unknown tool {:?}; the tools are: {}",
@@ -298,7 +301,8 @@ async fn one_call(
         duration_ms: record.duration_ms,
     })
     .await;
-    (reply, record)
+    ctx.progress.tool_finished(at, record);
+    reply
 }
 
 /// Parses and validates a structured answer; the problem, when it does not match.

@@ -1,0 +1,84 @@
+//! Driving the real `orchestrate` binary: a config file written for the test, `POST /v1/run`
+//! as JSON or as a stream, and YAML snippets for the loopback model servers.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::model::FakeModel;
+use crate::{TempDir, TestApp, WAIT_TIMEOUT, clients};
+
+/// A `model_services` entry named `fake` on `model` speaking the OpenAI format.
+pub fn openai_service(model: &FakeModel) -> String {
+    format!(
+        "  - name: fake\n    provider: openai_compatible\n    model: fake-model\n    \
+         config:\n      address: {}\n",
+        model.base()
+    )
+}
+
+/// A `model_services` entry named `fake` on `model` speaking Ollama's native format (its
+/// `config` mapping last, so that a test can add keys to it).
+pub fn ollama_service(model: &FakeModel) -> String {
+    format!(
+        "  - name: fake\n    provider: ollama\n    model: fake-model\n    config:\n      address: {}\n",
+        model.origin()
+    )
+}
+
+/// orchestrate with `yaml` as its `ORCHESTRATE_CONFIG`, and `extra` variables.
+pub fn spawn(dir: &TempDir, yaml: &str, extra: &[(&str, &str)]) -> TestApp {
+    let path = dir.path().join("orchestrate.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let path = path.display().to_string();
+    let mut envs = vec![("ORCHESTRATE_CONFIG", path.as_str())];
+    envs.extend_from_slice(extra);
+    tokio::task::block_in_place(|| TestApp::spawn("orchestrate", &envs))
+}
+
+/// A react agent `assistant` on the `fake` model service (`service`), using the MCP server
+/// `tools` when `server` (an `mcp_servers` entry) is given.
+pub fn react_yaml(service: &str, server: Option<&str>, agent_extra: &str) -> String {
+    let (servers, uses) = match server {
+        Some(s) => (format!("mcp_servers:\n{s}"), "    mcp_servers: [tools]\n"),
+        None => (String::new(), ""),
+    };
+    format!(
+        "{servers}model_services:\n{service}agents:\n  - name: assistant\n    role: react\n    \
+         model: fake\n{uses}{agent_extra}"
+    )
+}
+
+/// `POST /v1/run` as JSON: (status, body).
+pub async fn post_run(app: &TestApp, body: Value) -> (u16, Value) {
+    let r = clients::http1()
+        .post(app.url("/v1/run"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// `POST /v1/run` asking for server-sent events; asserts the 200.
+pub async fn stream_run(app: &TestApp, body: Value) -> reqwest::Response {
+    let r = clients::http1()
+        .post(app.url("/v1/run"))
+        .header("accept", "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r
+}
+
+/// Polls `done` until it holds, failing with `what` after [`WAIT_TIMEOUT`].
+pub async fn wait_until(done: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

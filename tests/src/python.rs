@@ -1,0 +1,93 @@
+//! Python programs the end-to-end tests run as real peers (the official MCP Python SDK's
+//! server, llama.cpp's server through `xllamacpp`), from the virtualenv `.ci/run` makes:
+//! `.cache/e2e-venv` at the workspace root, or the interpreter `E2E_PYTHON` names.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root (the tests crate is `tests/`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The interpreter with the test packages, when there is one; else `None` after
+/// [`crate::tool_missing`] (which fails under CI).
+pub fn interpreter() -> Option<PathBuf> {
+    let path = std::env::var_os("E2E_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".cache/e2e-venv/bin/python"));
+    if path.exists() {
+        Some(path)
+    } else {
+        crate::tool_missing(&format!("{} (made by .ci/run)", path.display()));
+        None
+    }
+}
+
+/// A Python process serving on a loopback port; killed on drop.
+pub struct PythonServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl PythonServer {
+    /// Runs `tests/python/<script>` with `PORT` and `envs`, and waits up to `timeout` for its
+    /// port to accept connections. `None` when there is no interpreter (see [`interpreter`]).
+    pub fn start(script: &str, envs: &[(&str, &str)], timeout: Duration) -> Option<Self> {
+        let python = interpreter()?;
+        let port = crate::closed_port();
+        let mut child = Command::new(python)
+            .arg(workspace().join("tests/python").join(script))
+            .env("PORT", port.to_string())
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start python");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{script} exited before listening: {status}");
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{script} never listened on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self { addr, child })
+    }
+}
+
+impl PythonServer {
+    /// Waits up to `timeout` for `GET path` to answer 200 (llama.cpp's server opens its port
+    /// before the weights are loaded and answers 503 until then).
+    pub fn wait_ok(&self, path: &str, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if crate::http::get(self.addr, path).is_ok_and(|r| r.status == 200) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{path} never answered 200 on {}",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
