@@ -1,0 +1,7 @@
+//! Link layout only: see `link/startup_order.rs`.
+
+include!("../../link/startup_order.rs");
+
+fn main() {
+    link_startup_order();
+}

@@ -1,0 +1,22 @@
+// Included by every function's build.rs (`include!`): links the package's binaries with
+// `link/startup.order`, so that the functions that run before the port opens sit together at
+// the start of .text. Measured on orchestrate: idle RSS 8.8 -> 6.0 MiB (start-up touched 80 of
+// the 160 64 KiB windows of .text that the kernel maps per page fault, now a handful) and
+// fewer page faults before the port opens. Only release builds for x86_64-unknown-linux-gnu,
+// where rust-lld (the default linker since Rust 1.90) knows the option; names that the build
+// no longer has are ignored.
+
+/// Emits the link arguments for the package's binaries.
+fn link_startup_order() {
+    let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../link/startup.order");
+    println!("cargo:rerun-if-changed={}", order.display());
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    if target == "x86_64-unknown-linux-gnu" && release && order.exists() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
+}
