@@ -12,6 +12,7 @@ mod client;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use rmcp::ServiceError;
 use rmcp::model::{
@@ -235,9 +236,25 @@ impl HttpServer {
     }
 
     async fn call(&self, tool: &str, arguments: Arguments) -> Result<ToolResult, McpError> {
-        let connection = self.connection().await?;
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        match connection.peer().call_tool(params).await {
+        use aixrun::telemetry::spans;
+        let span = spans::mcp_tools_call(spans::Side::Client, tool, "http");
+        span.record("server.address", self.host.as_str());
+        let connection = self.connection().instrument(span.clone()).await?;
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        // The trace travels in `params._meta` (MCP's convention), and the transport copies it
+        // into the POST's headers (see `client.rs`): rmcp sends from its own task.
+        let meta = spans::meta_of(&span);
+        if !meta.is_empty() {
+            params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
+                meta,
+            )));
+        }
+        let outcome = match connection
+            .peer()
+            .call_tool(params)
+            .instrument(span.clone())
+            .await
+        {
             Ok(result) => Ok(to_tool_result(
                 serde_json::to_value(result).unwrap_or_default(),
             )),
@@ -245,7 +262,13 @@ impl HttpServer {
                 self.forget(&e).await;
                 Err(self.service_error(Some(tool), e))
             }
+        };
+        match &outcome {
+            Ok(result) if result.is_error => spans::record_error(&span, "tool_error"),
+            Ok(_) => {}
+            Err(e) => spans::record_error(&span, e.error_type()),
         }
+        outcome
     }
 }
 
