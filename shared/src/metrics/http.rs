@@ -26,9 +26,13 @@ pub async fn record_http(State(metrics): State<Metrics>, req: Request, next: Nex
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     if crate::telemetry::enabled() && path != "unmatched" {
         // The server span learns its route here, where routing has matched it.
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
         let span = tracing::Span::current();
         span.record("http.route", path.as_str());
-        span.record("otel.name", format!("{} {path}", req.method()));
+        span.context()
+            .span()
+            .update_name(format!("{} {path}", req.method()));
     }
     let start = Instant::now();
     let response = next.run(req).await;

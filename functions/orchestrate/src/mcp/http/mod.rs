@@ -140,8 +140,18 @@ impl HttpServer {
             ClientCapabilities::default(),
             Implementation::new("aixrun-orchestrate", env!("CARGO_PKG_VERSION")),
         );
-        let connection = serve_client_with_lifecycle(info, transport, lifecycle)
+        // On a task of its own, outside the caller's span: rmcp's long-lived tasks take the
+        // current span as theirs, which would keep the agent's and the request's spans open
+        // (never ended, never exported). Aborted if the caller gives up.
+        let mut connecting = AbortOnDrop(tokio::spawn(serve_client_with_lifecycle(
+            info, transport, lifecycle,
+        )));
+        let connection = (&mut connecting.0)
             .await
+            .map_err(|e| McpError::Transport {
+                server: self.label.clone(),
+                problem: format!("could not connect: {e}"),
+            })?
             .map_err(|e| McpError::Transport {
                 server: self.label.clone(),
                 problem: format!("could not connect: {}", self.quote(&e.to_string())),
@@ -336,6 +346,15 @@ fn to_tool_result(result: Value) -> ToolResult {
             .get("isError")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+    }
+}
+
+/// A task aborted when its handle is dropped (the caller's future was cancelled).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
