@@ -82,8 +82,19 @@ impl TelemetryConfig {
         let sampler = sampler(env)?;
         let propagators = propagators(env)?;
         let resource_attributes = pairs(env, OTEL_RESOURCE_ATTRIBUTES, true)?;
-        // Checked now, used after secrets resolve.
-        headers(env)?;
+        // Checked now (unless the whole value is an `sm://` reference), used after secrets
+        // resolve.
+        if ![
+            OTEL_EXPORTER_OTLP_HEADERS,
+            OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+        ]
+        .iter()
+        .any(|v| {
+            env.get(v)
+                .is_some_and(|x| x.trim_start().starts_with("sm://"))
+        }) {
+            headers(env)?;
+        }
         let exporter_named = match env
             .get(OTEL_TRACES_EXPORTER)
             .map(|v| v.trim().to_ascii_lowercase())

@@ -3,7 +3,6 @@
 //! signed with Google credentials for Cloud Trace; OTLP/gRPC goes through a tonic channel
 //! built here (TLS from the workspace's tonic for `https://` endpoints).
 
-use std::collections::HashMap;
 use std::fmt;
 
 use bytes::Bytes;
@@ -25,6 +24,7 @@ pub(super) fn processor(
     let exporter = match config.protocol {
         Protocol::HttpProtobuf => {
             let client = OtlpHttpClient {
+                headers: header_map(&headers),
                 client: reqwest::Client::builder()
                     .timeout(config.timeout)
                     .redirect(reqwest::redirect::Policy::none())
@@ -37,7 +37,6 @@ pub(super) fn processor(
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(config.endpoint.clone())
                 .with_timeout(config.timeout)
-                .with_headers(headers.into_iter().collect::<HashMap<_, _>>())
                 .with_http_client(client)
                 .build()
                 .map_err(|e| e.to_string())?
@@ -51,20 +50,24 @@ pub(super) fn processor(
                     .tls_config(tonic::transport::ClientTlsConfig::new().with_webpki_roots())
                     .map_err(|e| format!("TLS: {e}"))?;
             }
-            let mut metadata = tonic::metadata::MetadataMap::new();
-            for (k, v) in headers {
-                if let (Ok(k), Ok(v)) = (
-                    tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
-                    v.parse(),
-                ) {
-                    metadata.insert(k, v);
+            let metadata = tonic::metadata::MetadataMap::from_headers(header_map(&headers));
+            // An interceptor, not `with_metadata`: the exporter adds the process environment's
+            // OTEL_EXPORTER_OTLP_HEADERS after its metadata, which would put an unresolved
+            // `sm://` reference back; the interceptor runs last and replaces them.
+            let interceptor = move |mut request: tonic::Request<()>| {
+                for (key, value) in metadata.iter().filter_map(|kv| match kv {
+                    tonic::metadata::KeyAndValueRef::Ascii(k, v) => Some((k, v)),
+                    tonic::metadata::KeyAndValueRef::Binary(..) => None,
+                }) {
+                    request.metadata_mut().insert(key.clone(), value.clone());
                 }
-            }
+                Ok(request)
+            };
             opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_channel(endpoint.connect_lazy())
                 .with_timeout(config.timeout)
-                .with_metadata(metadata)
+                .with_interceptor(interceptor)
                 .build()
                 .map_err(|e| e.to_string())?
         }
@@ -78,10 +81,29 @@ pub(super) fn processor(
         .build())
 }
 
+/// The export headers as a map (names and values were checked when the configuration was read).
+fn header_map(headers: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(name), Ok(mut value)) = (
+            HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            value.set_sensitive(true);
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
 /// OTLP/HTTP over reqwest. Its own client: exports are not outbound calls of the function
 /// (they make no spans, which would feed back into the exporter).
 struct OtlpHttpClient {
     client: reqwest::Client,
+    /// Set on every request here, not through the exporter's `with_headers`: the exporter
+    /// adds the process environment's OTEL_EXPORTER_OTLP_HEADERS after those, which would put
+    /// an unresolved `sm://` reference back in place of its secret.
+    headers: HeaderMap,
     google: Option<GoogleAuth>,
 }
 
@@ -98,6 +120,9 @@ impl HttpClient for OtlpHttpClient {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let (parts, body) = request.into_parts();
         let mut headers = parts.headers;
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         if let Some(google) = &self.google {
             google.sign(&mut headers).await?;
         }

@@ -85,7 +85,9 @@ impl Telemetry {
         env: &Env,
         config: &RuntimeConfig,
     ) -> Result<TelemetryGuard, StartupError> {
-        let headers = headers(env).map_err(StartupError::Config)?;
+        let headers =
+            resolve_header_secrets(headers(env).map_err(StartupError::Config)?, env, config)
+                .await?;
         let mut extra = Vec::new();
         let project = if self.exporter.google_auth {
             if config.on_platform() && crate::logging::project::get().is_none() {
@@ -115,6 +117,44 @@ impl Telemetry {
             provider: self.provider,
         })
     }
+}
+
+/// Header values that are `sm://` references (`x-api-key=sm://otel-key`) become their secrets,
+/// fetched as every other `sm://` value is (a whole variable that is a reference was resolved
+/// before this).
+async fn resolve_header_secrets(
+    headers: Vec<(String, String)>,
+    env: &Env,
+    config: &RuntimeConfig,
+) -> Result<Vec<(String, String)>, StartupError> {
+    use crate::config::{GOOGLE_CLOUD_PROJECT, SECRET_MANAGER_ENDPOINT, SECRET_TIMEOUT};
+    if !headers.iter().any(|(_, v)| v.starts_with("sm://")) {
+        return Ok(headers);
+    }
+    let mut pairs: Vec<(String, String)> = [
+        GOOGLE_CLOUD_PROJECT,
+        SECRET_MANAGER_ENDPOINT,
+        SECRET_TIMEOUT,
+    ]
+    .iter()
+    .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
+    .collect();
+    let keyed = |i: usize| format!("OTEL_EXPORTER_OTLP_HEADERS[{i}]");
+    for (i, (_, v)) in headers.iter().enumerate() {
+        if v.starts_with("sm://") {
+            pairs.push((keyed(i), v.clone()));
+        }
+    }
+    let mut secrets = Env::from_pairs(pairs);
+    crate::gcp::secrets::resolve(&mut secrets, &config.metadata_host).await?;
+    Ok(headers
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, v))| match secrets.get(&keyed(i)) {
+            Some(secret) if v.starts_with("sm://") => (k, secret.to_owned()),
+            _ => (k, v),
+        })
+        .collect())
 }
 
 /// Sends what is still queued when dropped or shut down; [`crate::run`] does so after the drain.

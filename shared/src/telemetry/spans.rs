@@ -75,6 +75,27 @@ pub fn invoke_agent(agent: &str, run_id: &str) -> Span {
     )
 }
 
+/// A gRPC call (`{service}/{method}`, CLIENT) to `server_address`; put its context in the
+/// call's metadata with [`super::propagation::inject_current_metadata`] inside it.
+pub fn grpc_client(rpc: &str, server_address: &str) -> Span {
+    if !super::enabled() {
+        return Span::none();
+    }
+    let (service, method) = rpc.split_once('/').unwrap_or((rpc, ""));
+    tracing::info_span!(
+        "grpc",
+        otel.name = rpc,
+        otel.kind = "client",
+        otel.status_code = Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.grpc.status_code = Empty,
+        server.address = server_address,
+        error.type = Empty,
+    )
+}
+
 /// Marks `span` failed with `error_type` (`tool_error` for a tool result with `isError`).
 pub fn record_error(span: &Span, error_type: &str) {
     span.record("otel.status_code", "error");
