@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use e2e::google::{ACCESS_TOKEN, FakeGoogle, SecretAnswer};
 use e2e::model::{FakeModel, Reply};
 use e2e::orchestrate::{self, openai_service, post_run, react_yaml};
 use e2e::otlp::{CLIENT, INTERNAL, Receiver, SERVER, Span};
@@ -312,5 +313,80 @@ async fn spans_of_a_run_finished_just_before_sigterm_arrive_before_exit() {
             spans.iter().any(|s| s.name == name),
             "{name:?} not received before exit: {spans:#?}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_carry_secret_headers_and_google_credentials_for_cloud_trace() {
+    // Cloud Trace's OTLP endpoint wants an OAuth access token, `x-goog-user-project` and
+    // `gcp.project_id`; here the loopback receiver stands in for telemetry.googleapis.com and
+    // the fake metadata server hands out the token (as on Cloud Run).
+    let google = FakeGoogle::start(
+        PROJECT,
+        &[(
+            "otel-key",
+            SecretAnswer::Value("key-from-secret-manager".into()),
+        )],
+        Duration::ZERO,
+    );
+    let receiver = Receiver::start();
+    let model = FakeModel::openai(vec![Reply::text("hi")]);
+    let dir = TempDir::new();
+    let extra = [
+        ("OTEL_EXPORTER_OTLP_GOOGLE_AUTH", "true".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-otel-key=sm://otel-key".to_owned(),
+        ),
+        ("GCE_METADATA_HOST", google.metadata_host()),
+        ("SECRET_MANAGER_ENDPOINT", google.endpoint()),
+    ];
+    let app = spawn_plain(&dir, &model, &receiver, &extra);
+    let (status, result) = post_run(&app, json!({"input": "hi"})).await;
+    assert_eq!(status, 200, "{result}");
+    let spans = tokio::task::block_in_place(|| {
+        receiver.wait_for("the run's server span", SPANS_TIMEOUT, |spans| {
+            find(spans, "orchestrate", "POST /v1/run").is_some()
+        })
+    });
+    let root = get(&spans, "orchestrate", "POST /v1/run");
+    assert_eq!(
+        root.resource.get("gcp.project_id").map(String::as_str),
+        Some(PROJECT)
+    );
+    let requests = receiver.requests();
+    let head = requests.last().unwrap();
+    assert!(
+        head.contains("x-otel-key: key-from-secret-manager\r\n"),
+        "the secret, not its reference: {head}"
+    );
+    assert!(
+        head.contains(&format!(
+            "authorization: bearer {}\r\n",
+            ACCESS_TOKEN.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("x-goog-user-project: {PROJECT}\r\n")),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-type: application/x-protobuf"),
+        "{head}"
+    );
+}
+
+#[test]
+fn a_bad_otel_value_stops_start_up_naming_the_variable() {
+    for (var, value) in [
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_PROPAGATORS", "b3"),
+    ] {
+        let out = e2e::run("mcp-tool", &[], &[(var, value)], Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("{var}=\"{value}\"")), "{stderr}");
     }
 }
