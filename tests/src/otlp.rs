@@ -2,7 +2,9 @@
 //! encoding of the OTLP specification (opentelemetry-proto v1, "OTLP/HTTP"): `POST /v1/traces`
 //! with `Content-Type: application/x-protobuf` and an `ExportTraceServiceRequest` body, answered
 //! `200` with an (empty) `ExportTraceServiceResponse`. HTTP/1.1 with keep-alive and
-//! `Content-Length` framing (RFC 9112), as the exporter sends it.
+//! `Content-Length` framing (RFC 9112), as the exporter sends it. [`Receiver::start_grpc`]
+//! reproduces OTLP/gRPC instead: `opentelemetry.proto.collector.trace.v1.TraceService/Export`
+//! over h2c, served by the generated tonic server of opentelemetry-proto.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -81,6 +83,52 @@ impl Receiver {
         }
     }
 
+    /// An OTLP/gRPC receiver (h2c) on an ephemeral loopback port, on its own runtime thread;
+    /// [`Self::requests`] holds each export's metadata as `name: value` lines.
+    pub fn start_grpc() -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let service = TraceServiceServer::new(GrpcReceiver {
+            spans: spans.clone(),
+            requests: requests.clone(),
+        });
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(
+                            io,
+                            hyper_util::service::TowerToHyperService::new(service),
+                        )
+                        .await;
+                    });
+                }
+            });
+        });
+        Self {
+            addr,
+            spans,
+            requests,
+        }
+    }
+
     /// `http://ADDR`, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
@@ -118,6 +166,40 @@ impl Receiver {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+struct GrpcReceiver {
+    spans: Arc<Mutex<Vec<Span>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for GrpcReceiver
+{
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let head: String = request
+            .metadata()
+            .clone()
+            .into_headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\r\n", v.to_str().unwrap_or_default()))
+            .collect();
+        self.requests.lock().unwrap().push(head);
+        self.spans
+            .lock()
+            .unwrap()
+            .extend(flatten(request.into_inner()));
+        Ok(tonic::Response::new(Default::default()))
     }
 }
 

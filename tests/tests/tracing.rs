@@ -390,3 +390,61 @@ fn a_bad_otel_value_stops_start_up_naming_the_variable() {
         assert!(stderr.contains(&format!("{var}=\"{value}\"")), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_grpc_export_and_a_tool_call_over_mcp_grpc_share_the_trace() {
+    let receiver = Receiver::start_grpc();
+    let env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-otel-key=grpc-key".to_owned(),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ("GOOGLE_CLOUD_PROJECT", PROJECT.to_owned()),
+    ];
+    let tools = tokio::task::block_in_place(|| TestApp::spawn("mcp-tool", &as_refs(&env)));
+    let model = FakeModel::openai(vec![
+        Reply::call("echo", json!({"text": "hi"})),
+        Reply::text("done"),
+    ]);
+    let dir = TempDir::new();
+    let server = format!(
+        "  - name: tools\n    transport: grpc\n    address: http://{}\n",
+        tools.addr
+    );
+    let yaml = react_yaml(&openai_service(&model), Some(&server), "");
+    let app = orchestrate::spawn(&dir, &yaml, &as_refs(&env));
+    let (status, result) = post_run(&app, json!({"input": "echo hi"})).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["status"], "completed", "{result}");
+    let spans = tokio::task::block_in_place(|| {
+        receiver.wait_for("the run's spans over OTLP/gRPC", SPANS_TIMEOUT, |spans| {
+            find(spans, "orchestrate", "POST /v1/run").is_some()
+                && find(spans, "mcp-tool", "tools/call echo").is_some()
+        })
+    });
+    let trace = &get(&spans, "orchestrate", "POST /v1/run").trace_id;
+    let client = get(&spans, "orchestrate", "tools/call echo");
+    assert_eq!(&client.trace_id, trace);
+    assert_eq!(client.kind, CLIENT);
+    // mcp.proto has no `_meta`: the context travels in the call's `traceparent` metadata,
+    // so mcp-tool's gRPC server span is the client span's child and its `tools/call` the
+    // server span's.
+    let rpc = get(&spans, "mcp-tool", "mcp.MCPService/CallTool");
+    assert_eq!(rpc.kind, SERVER);
+    assert_eq!(&rpc.trace_id, trace);
+    assert_eq!(rpc.parent_span_id, client.span_id);
+    assert_eq!(rpc.attr("rpc.system"), Some("grpc"));
+    let server = get(&spans, "mcp-tool", "tools/call echo");
+    assert_eq!(server.kind, SERVER);
+    assert_eq!(server.parent_span_id, rpc.span_id);
+    let metadata = receiver.requests();
+    assert!(
+        metadata
+            .iter()
+            .all(|m| m.contains("x-otel-key: grpc-key\r\n")),
+        "{metadata:?}"
+    );
+}
