@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod process;
 pub mod server;
+pub mod telemetry;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -44,7 +45,13 @@ where
         Ok(v) => v,
         Err(e) => return fail(function, StartupError::Config(e)),
     };
-    logging::init(&config);
+    // Tracing's provider is built now so that logging has its layer from the first line;
+    // its exporter is built in phase two, once secrets (export headers may be some) resolve.
+    let telemetry = telemetry::Telemetry::new(&config, function);
+    logging::init(
+        &config,
+        telemetry.as_ref().map(telemetry::Telemetry::tracer),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,12 +60,29 @@ where
         Err(e) => return fail(function, StartupError::Other(format!("async runtime: {e}"))),
     };
     let outcome = runtime.block_on(async move {
-        // Phase two, before the port opens: `sm://` values become their secrets.
+        // Phase two, before the port opens: `sm://` values become their secrets, then the
+        // span exporter starts (its headers may be secrets).
         let mut env = env;
         gcp::secrets::resolve(&mut env, &config.metadata_host).await?;
+        let guard = match telemetry {
+            Some(t) => Some(t.start(&env, &config).await?),
+            None => None,
+        };
         let app = setup(App::new(function, env, config)).await?;
-        app.serve().await
+        let served = app.serve().await;
+        Ok::<_, StartupError>((served, guard))
     });
+    let outcome = match outcome {
+        Ok((served, guard)) => {
+            // After the drain, while the runtime still runs the exporter: every span of the
+            // requests that finished is sent before the process exits.
+            if let Some(guard) = guard {
+                guard.shutdown(TELEMETRY_FLUSH_TIMEOUT);
+            }
+            served
+        }
+        Err(e) => Err(e),
+    };
     // In-flight work that outlived the grace period is abandoned, not awaited.
     runtime.shutdown_background();
     match outcome {
@@ -66,6 +90,10 @@ where
         Err(e) => fail(function, e),
     }
 }
+
+/// The longest the final span export may take after the drain (Cloud Run kills 10 s after
+/// SIGTERM; the drain's grace period is 8 s by default).
+const TELEMETRY_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 fn fail(function: Function, error: StartupError) -> ExitCode {
     eprintln!("{}: {error}", function.name);

@@ -580,5 +580,7 @@ pub mod orchestrate;
 /// Python peers (the MCP Python SDK's server, llama.cpp's) from the test virtualenv.
 pub mod python;
 
+/// A loopback OTLP/HTTP trace receiver: what the functions export, decoded.
+pub mod otlp;
 /// Server-sent events read off a live response.
 pub mod sse;

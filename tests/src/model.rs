@@ -72,6 +72,7 @@ pub struct FakeModel {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Value>>>,
     auths: Arc<Mutex<Vec<Option<String>>>>,
+    traceparents: Arc<Mutex<Vec<Option<String>>>>,
     hung_up: Arc<AtomicUsize>,
 }
 
@@ -92,20 +93,26 @@ impl FakeModel {
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let auths = Arc::new(Mutex::new(Vec::new()));
+        let traceparents = Arc::new(Mutex::new(Vec::new()));
         let hung_up = Arc::new(AtomicUsize::new(0));
         let script = Arc::new(Mutex::new(script.into_iter()));
         let (log, keys, gone) = (requests.clone(), auths.clone(), hung_up.clone());
+        let parents = traceparents.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (log, keys, gone, script) =
                     (log.clone(), keys.clone(), gone.clone(), script.clone());
-                std::thread::spawn(move || serve(wire, stream, &log, &keys, &gone, &script));
+                let parents = parents.clone();
+                std::thread::spawn(move || {
+                    serve(wire, stream, &log, (&keys, &parents), &gone, &script)
+                });
             }
         });
         Self {
             addr,
             requests,
             auths,
+            traceparents,
             hung_up,
         }
     }
@@ -130,18 +137,29 @@ impl FakeModel {
         self.auths.lock().unwrap().clone()
     }
 
+    /// The `traceparent` header of every chat request so far.
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.traceparents.lock().unwrap().clone()
+    }
+
     /// How many streams ended because the client closed the connection.
     pub fn hung_up(&self) -> usize {
         self.hung_up.load(Ordering::SeqCst)
     }
 }
 
-/// Reads one request: (request line, `Authorization` value, body). `None` if the client went
-/// away first.
-fn read_request(stream: &TcpStream) -> Option<(String, Option<String>, Vec<u8>)> {
+/// One header's value per request (`None` when it was absent).
+type Headers = Mutex<Vec<Option<String>>>;
+
+/// One request's line, `Authorization` and `traceparent` values, and body.
+type Head = (String, Option<String>, Option<String>, Vec<u8>);
+
+/// Reads one request. `None` if the client went away first.
+fn read_request(stream: &TcpStream) -> Option<Head> {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut length = 0;
     let mut auth = None;
+    let mut traceparent = None;
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
         return None;
@@ -158,23 +176,26 @@ fn read_request(stream: &TcpStream) -> Option<(String, Option<String>, Vec<u8>)>
                 if line.to_ascii_lowercase().starts_with("authorization:") {
                     auth = Some(line["authorization:".len()..].trim().to_owned());
                 }
+                if line.to_ascii_lowercase().starts_with("traceparent:") {
+                    traceparent = Some(line["traceparent:".len()..].trim().to_owned());
+                }
             }
         }
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some((request_line, auth, body))
+    Some((request_line, auth, traceparent, body))
 }
 
 fn serve(
     wire: Wire,
     mut out: TcpStream,
     log: &Mutex<Vec<Value>>,
-    auths: &Mutex<Vec<Option<String>>>,
+    (auths, traceparents): (&Headers, &Headers),
     gone: &AtomicUsize,
     script: &Mutex<std::vec::IntoIter<Reply>>,
 ) {
-    let Some((request_line, auth, body)) = read_request(&out) else {
+    let Some((request_line, auth, traceparent, body)) = read_request(&out) else {
         return;
     };
     if request_line.starts_with("GET ") {
@@ -193,6 +214,7 @@ fn serve(
         return;
     }
     auths.lock().unwrap().push(auth);
+    traceparents.lock().unwrap().push(traceparent);
     log.lock()
         .unwrap()
         .push(serde_json::from_slice(&body).unwrap_or(Value::Null));

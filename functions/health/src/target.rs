@@ -2,6 +2,7 @@
 //! not followed) or a gRPC server (`grpc.health.v1.Health/Check` for the overall status).
 
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use aixrun::outbound::{Call, Request, StatusCode, Url};
 
@@ -183,17 +184,25 @@ async fn grpc_serving(url: &str, timeout: Duration) -> Result<String, String> {
             .tls_config(ClientTlsConfig::new().with_webpki_roots())
             .map_err(|e| format!("TLS: {e}"))?;
     }
+    let host = endpoint.uri().host().unwrap_or_default().to_owned();
+    let span = aixrun::telemetry::spans::grpc_client("grpc.health.v1.Health/Check", &host);
     let check = async {
         let channel: Channel = endpoint
             .connect()
             .await
             .map_err(|e| format!("cannot connect: {}", deepest(&e)))?;
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        aixrun::telemetry::propagation::inject_current_metadata(request.metadata_mut());
         let response = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
+            .check(request)
             .await
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+            .map_err(|s| {
+                span.record("rpc.grpc.status_code", s.code() as i32);
+                aixrun::telemetry::spans::record_error(&span, &format!("{:?}", s.code()));
+                format!("{:?}: {}", s.code(), s.message())
+            })?;
         let status =
             ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown);
         match status {
@@ -201,7 +210,7 @@ async fn grpc_serving(url: &str, timeout: Duration) -> Result<String, String> {
             other => Err(other.as_str_name().to_owned()),
         }
     };
-    tokio::time::timeout(timeout, check)
+    tokio::time::timeout(timeout, check.instrument(span.clone()))
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
 }

@@ -1,10 +1,12 @@
 //! `mcp.MCPService` over gRPC (and gRPC-Web, through the runtime): the same registry as the
 //! HTTP transport, in the seed's wire format plus the added JSON fields.
 
+use aixrun::telemetry::spans;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tracing::Instrument as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -48,11 +50,36 @@ impl Service {
         ctx: CallContext,
     ) -> Result<pb::CallToolResponse, Status> {
         let args = arguments(request.arguments_json, request.arguments)?;
-        self.registry
+        // A child of the gRPC server span, whose parent came in the `traceparent` metadata
+        // (mcp.proto's request has no `_meta`).
+        let span = spans::mcp_tools_call(spans::Side::Server, &request.name, "grpc");
+        let outcome = self
+            .registry
             .call(&request.name, Some(args), ctx, Transport::Grpc)
-            .await
-            .map(to_pb_response)
-            .map_err(to_status)
+            .instrument(span.clone())
+            .await;
+        record(&span, &outcome);
+        outcome.map(to_pb_response).map_err(to_status)
+    }
+}
+
+/// A tool's failure (`isError`) or a refused call on the `tools/call` span.
+fn record(span: &tracing::Span, outcome: &Result<crate::registry::CallOutcome, CallError>) {
+    match outcome {
+        Ok(o) if o.is_error => spans::record_error(span, "tool_error"),
+        Ok(_) => {}
+        Err(e) => {
+            let code = to_status_code(e);
+            span.record("rpc.response.status_code", code);
+            spans::record_error(span, code);
+        }
+    }
+}
+
+fn to_status_code(e: &CallError) -> &'static str {
+    match e {
+        CallError::UnknownTool(_) => "NOT_FOUND",
+        CallError::InvalidArguments { .. } => "INVALID_ARGUMENT",
     }
 }
 
@@ -114,8 +141,9 @@ impl McpService for Arc<Service> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let reporter = StreamReporter { tx: tx.clone() };
         let service = self.clone();
+        let span = spans::mcp_tools_call(spans::Side::Server, &request.name, "grpc");
         let task = tokio::spawn(async move {
-            let result = service
+            let outcome = service
                 .registry
                 .call(
                     &request.name,
@@ -123,9 +151,11 @@ impl McpService for Arc<Service> {
                     CallContext::with_reporter(Arc::new(reporter)),
                     Transport::Grpc,
                 )
-                .await
-                .map(to_pb_response)
-                .map_err(to_status);
+                .instrument(span.clone())
+                .await;
+            record(&span, &outcome);
+            drop(span);
+            let result = outcome.map(to_pb_response).map_err(to_status);
             let _ = tx.send(result).await;
         });
         Ok(Response::new(CallStream {

@@ -10,7 +10,9 @@
 // this server still serves, and the conformance suite checks it there.
 #![allow(deprecated)]
 
+use aixrun::telemetry::{propagation, spans};
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use axum::Router;
 use rmcp::ServerHandler;
@@ -120,19 +122,34 @@ impl ServerHandler for McpHandler {
             progress_token: context.meta.get_progress_token(),
             min_log_level,
         };
-        let call = self.registry.call(
-            &request.name,
-            request.arguments,
-            CallContext::with_reporter(Arc::new(reporter)),
-            Transport::Http,
-        );
+        let span = server_span(&request.name, &context);
+        let call = self
+            .registry
+            .call(
+                &request.name,
+                request.arguments,
+                CallContext::with_reporter(Arc::new(reporter)),
+                Transport::Http,
+            )
+            .instrument(span.clone());
         // A client that cancels or closes the stream stops the work.
         let outcome = tokio::select! {
             outcome = call => outcome,
             () = context.ct.cancelled() => {
+                spans::record_error(&span, "cancelled");
                 return Err(ErrorData::internal_error("request cancelled", None));
             }
         };
+        match &outcome {
+            Ok(o) if o.is_error => spans::record_error(&span, "tool_error"),
+            Ok(_) => {}
+            Err(_) => {
+                // JSON-RPC's invalid params.
+                span.record("rpc.response.status_code", "-32602");
+                spans::record_error(&span, "-32602");
+            }
+        }
+        drop(span);
         match outcome {
             Ok(outcome) => to_result(outcome).map(CallToolResponse::from),
             Err(e @ CallError::UnknownTool(_)) => Err(ErrorData::invalid_params(
@@ -243,4 +260,27 @@ pub fn router(handler: McpHandler, max_body_bytes: usize) -> Router {
         config,
     );
     Router::new().route_service(PATH, service)
+}
+
+/// The `tools/call {tool}` SERVER span. Its parent is the trace context the client put in
+/// `params._meta` (MCP's convention), else the request's `traceparent` header.
+fn server_span(tool: &str, context: &RequestContext<RoleServer>) -> tracing::Span {
+    let span = spans::mcp_tools_call(spans::Side::Server, tool, "http");
+    if span.is_disabled() {
+        return span;
+    }
+    let parent = propagation::from_meta(&context.meta.0.0).or_else(|| {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| propagation::extract(&parts.headers))
+    });
+    if let Some(parent) = parent {
+        spans::set_parent(&span, parent);
+    }
+    if let Some(version) = context.protocol_version() {
+        span.record("mcp.protocol.version", version.as_str());
+    }
+    span.record("jsonrpc.request.id", context.id.to_string());
+    span
 }

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use aixrun::error::{ApiError, ErrorKind};
 use aixrun::server::{Deadline, Shutdown, grpc_timeout};
@@ -145,9 +146,13 @@ fn streamed(api: Api, spec: RunSpec) -> Response {
         shutdown: api.shutdown.clone(),
     };
     let engine = api.engine.clone();
-    api.tasks.spawn(async move {
-        engine.run(spec, Some(tx), stop).await;
-    });
+    // In the request's span: the run's spans belong to the request's trace.
+    api.tasks.spawn(
+        async move {
+            engine.run(spec, Some(tx), stop).await;
+        }
+        .instrument(tracing::Span::current()),
+    );
     let guard = cancel.drop_guard();
     // The stream ends when the run's task drops its sender, after run.finished; dropping the
     // stream (the client left) drops the guard, which cancels the run.

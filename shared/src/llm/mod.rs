@@ -156,7 +156,54 @@ impl Endpoint {
     /// Sends `request` and returns its answer as a stream once the server has accepted it.
     /// Connection errors, 429 and 503 are retried with backoff (honouring `Retry-After`) while
     /// `limits.total` allows; every other refusal is an error at once.
+    ///
+    /// With tracing on, the call is a CLIENT span `chat {model}` (OpenTelemetry's GenAI
+    /// conventions) that lasts until the stream ends, with the usage the answer reports.
+    /// Neither the prompt nor the answer is recorded.
     pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        limits: &CallLimits,
+    ) -> Result<ChatStream, LlmError> {
+        if !crate::telemetry::enabled() {
+            return self.chat_untraced(request, limits).await;
+        }
+        use tracing::Instrument as _;
+        let span = self.chat_span(&request.model);
+        match self
+            .chat_untraced(request, limits)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(stream) => Ok(stream.with_span(span)),
+            Err(e) => {
+                stream::record_error(&span, &e);
+                Err(e)
+            }
+        }
+    }
+
+    fn chat_span(&self, model: &str) -> tracing::Span {
+        use tracing::field::Empty;
+        tracing::info_span!(
+            "chat",
+            otel.name = format!("chat {model}"),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = self.provider.otel_name(),
+            gen_ai.request.model = model,
+            gen_ai.response.model = Empty,
+            gen_ai.response.finish_reasons = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            server.address = self.base.host_str().unwrap_or_default(),
+            server.port = self.base.port_or_known_default().unwrap_or_default(),
+            error.type = Empty,
+        )
+    }
+
+    async fn chat_untraced(
         &self,
         request: &ChatRequest,
         limits: &CallLimits,

@@ -49,6 +49,8 @@ pub struct ChatStream {
     gap: Duration,
     ended: bool,
     failed: Option<LlmError>,
+    /// The call's `chat` span (disabled when tracing is off); it ends with the stream.
+    span: tracing::Span,
 }
 
 impl ChatStream {
@@ -70,7 +72,14 @@ impl ChatStream {
             gap,
             ended: false,
             failed: None,
+            span: tracing::Span::none(),
         }
+    }
+
+    /// Carries the call's span until the stream is dropped.
+    pub(super) fn with_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
     }
 
     /// The `host[:port]` answering.
@@ -82,14 +91,16 @@ impl ChatStream {
     pub async fn next(&mut self) -> Option<Result<Event, LlmError>> {
         loop {
             if let Some(event) = self.events.pop_front() {
-                if matches!(event, Event::Done(_)) {
+                if let Event::Done(finish) = &event {
                     self.ended = true;
                     self.events.clear();
                     self.failed = None;
+                    record_finish(&self.span, finish);
                 }
                 return Some(Ok(event));
             }
             if let Some(e) = self.failed.take() {
+                record_error(&self.span, &e);
                 return Some(Err(e));
             }
             if self.ended {
@@ -170,4 +181,35 @@ impl ChatStream {
             other => LlmError::Outbound(other),
         }
     }
+}
+
+/// The answer's model, finish reason and token counts on the `chat` span.
+fn record_finish(span: &tracing::Span, finish: &super::Finish) {
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(model) = &finish.model {
+        span.record("gen_ai.response.model", model.as_str());
+    }
+    let reason = match &finish.reason {
+        super::FinishReason::Stop => "stop",
+        super::FinishReason::Length => "length",
+        super::FinishReason::ToolCalls => "tool_calls",
+        super::FinishReason::ContentFilter => "content_filter",
+        super::FinishReason::Other(other) => other.as_str(),
+    };
+    // An array in the conventions; a tracing field holds one string.
+    span.record("gen_ai.response.finish_reasons", reason);
+    if let Some(n) = finish.usage.input_tokens {
+        span.record("gen_ai.usage.input_tokens", n);
+    }
+    if let Some(n) = finish.usage.output_tokens {
+        span.record("gen_ai.usage.output_tokens", n);
+    }
+}
+
+/// A failed call: `error.type` and the error status on its span.
+pub(super) fn record_error(span: &tracing::Span, error: &LlmError) {
+    span.record("otel.status_code", "error");
+    span.record("error.type", error.error_type());
 }

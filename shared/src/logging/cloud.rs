@@ -134,6 +134,31 @@ impl Visit for Fields {
     }
 }
 
+/// With tracing on: the trace and span of the innermost OpenTelemetry span around the event.
+fn otel_trace<S>(event: &Event<'_>, ctx: &Context<'_, S>) -> Option<SpanTrace>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use opentelemetry::trace::TraceContextExt as _;
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let scope = ctx.event_scope(event)?;
+    for span in scope {
+        let Some(cx) = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch) else {
+            continue;
+        };
+        let span_ref = cx.span();
+        let sc = span_ref.span_context();
+        if sc.is_valid() {
+            return Some(SpanTrace {
+                trace_id: Some(sc.trace_id().to_string()),
+                span_id: Some(sc.span_id().to_string()),
+                sampled: sc.is_sampled(),
+            });
+        }
+    }
+    None
+}
+
 fn severity(level: &Level) -> &'static str {
     match *level {
         Level::ERROR => "ERROR",
@@ -186,12 +211,16 @@ where
             line.extend_from_slice(&fields.http_request);
             line.push(b'}');
         }
-        let trace = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .from_root()
-                .filter_map(|span| span.extensions().get::<SpanTrace>().cloned())
-                .last()
-        });
+        let trace = if crate::telemetry::enabled() {
+            otel_trace(event, &ctx)
+        } else {
+            ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .from_root()
+                    .filter_map(|span| span.extensions().get::<SpanTrace>().cloned())
+                    .last()
+            })
+        };
         if let (Some(trace), Some(project)) = (trace, project::get()) {
             if let Some(trace_id) = trace.trace_id {
                 line.extend_from_slice(b",\"logging.googleapis.com/trace\":");

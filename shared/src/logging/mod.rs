@@ -55,29 +55,51 @@ pub fn filter(config: &RuntimeConfig) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Installs the global subscriber writing to stdout.
-pub fn init(config: &RuntimeConfig) {
-    init_with_writer(config, std::io::stdout);
+/// Installs the global subscriber writing to stdout, with the OpenTelemetry layer when a
+/// tracer is given (tracing on).
+pub fn init(config: &RuntimeConfig, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) {
+    init_with_writer(config, std::io::stdout, tracer);
 }
 
 /// Installs the global subscriber writing through `writer` (tests capture lines this way).
-pub fn init_with_writer<W>(config: &RuntimeConfig, writer: W)
-where
+///
+/// The log filter (`LOG_LEVEL`, `RUST_LOG`) applies to log lines only; the OpenTelemetry layer
+/// has its own: every span that carries an `otel.name` field, whatever the log level, and no
+/// events (log lines are not copied into spans).
+pub fn init_with_writer<W>(
+    config: &RuntimeConfig,
+    writer: W,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+) where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    use tracing_subscriber::Layer as _;
     if let Some(project) = &config.project_id {
         project::set(project.clone());
     }
-    let registry = tracing_subscriber::registry().with(filter(config));
+    let otel = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+            .with_tracked_inactivity(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() && meta.fields().field("otel.name").is_some()
+            }))
+    });
+    let registry = tracing_subscriber::registry().with(otel);
     let result = match config.log_format {
         LogFormat::Json => registry
-            .with(CloudLogging::new(writer, labels(config)))
+            .with(CloudLogging::new(writer, labels(config)).with_filter(filter(config)))
             .try_init(),
         LogFormat::Text => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
-                    .with_target(false),
+                    .with_target(false)
+                    .with_filter(filter(config)),
             )
             .try_init(),
     };

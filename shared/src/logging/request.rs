@@ -38,13 +38,24 @@ pub fn request_span(trace: Option<&TraceContext>) -> Span {
 /// Middleware: request span, lazy project lookup, and the request's log line.
 pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let trace = TraceContext::from_headers(req.headers());
-    if trace.is_some()
+    let tracing_on = crate::telemetry::enabled();
+    // With tracing on, the server span is the request span and carries the trace; off, the
+    // caller's trace headers are only copied into the log lines.
+    let trace = if tracing_on {
+        None
+    } else {
+        TraceContext::from_headers(req.headers())
+    };
+    if (tracing_on || trace.is_some())
         && let Some(base) = &log.metadata_base
     {
         project::ensure(base).await;
     }
-    let span = request_span(trace.as_ref());
+    let span = if tracing_on {
+        server_span(&req)
+    } else {
+        request_span(trace.as_ref())
+    };
     let method = req.method().clone();
     // Path and query only: HTTP/2 requests carry scheme and authority, HTTP/1.1 ones don't.
     let url = req
@@ -62,6 +73,9 @@ pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next
     let principal = response.extensions().get::<Principal>();
     let auth_mode = principal.map(|p| p.mode.as_str());
     let principal = principal.map(|p| p.name.as_str());
+    if tracing_on {
+        record_response(&span, &response);
+    }
     let quiet = status < 400 && (path.starts_with("/health") || path == "/metrics");
     let _entered = span.enter();
     macro_rules! line {
@@ -87,6 +101,73 @@ pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next
         _ => line!(tracing::Level::INFO),
     }
     response
+}
+
+/// The SERVER span of one request: `{method}` (the route is added once routing knows it,
+/// see [`crate::metrics`]) or, for gRPC and gRPC-Web, `{service}/{method}`; its parent is the
+/// caller's `traceparent` (or `X-Cloud-Trace-Context`). ERROR level so that the log filter
+/// never drops it: the trace must reach every line the request logs.
+fn server_span(req: &Request) -> Span {
+    use tracing::field::Empty;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let path = req.uri().path();
+    let span = if crate::error::is_grpc(req.headers()) {
+        let rpc = path.trim_start_matches('/');
+        let (service, method) = rpc.split_once('/').unwrap_or((rpc, ""));
+        tracing::error_span!(
+            "request",
+            otel.name = rpc,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
+            rpc.grpc.status_code = Empty,
+            error.type = Empty,
+        )
+    } else {
+        let method = req.method().as_str();
+        tracing::error_span!(
+            "request",
+            otel.name = method,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = method,
+            url.path = path,
+            http.route = Empty,
+            http.response.status_code = Empty,
+            network.protocol.version = protocol(req.version()).trim_start_matches("HTTP/"),
+            error.type = Empty,
+        )
+    };
+    if let Some(parent) = crate::telemetry::propagation::extract(req.headers()) {
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// The answer's status on the server span; 5xx (and gRPC's server-fault codes) are errors.
+fn record_response(span: &Span, response: &Response) {
+    let status = response.status().as_u16();
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok());
+    if let Some(code) = grpc_status {
+        span.record("rpc.grpc.status_code", code);
+        // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+        if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
+            span.record("otel.status_code", "error");
+            span.record("error.type", code);
+        }
+        return;
+    }
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+        span.record("error.type", status);
+    }
 }
 
 fn header(headers: &HeaderMap, name: &str) -> String {

@@ -24,6 +24,16 @@ pub async fn record_http(State(metrics): State<Metrics>, req: Request, next: Nex
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    if crate::telemetry::enabled() && path != "unmatched" {
+        // The server span learns its route here, where routing has matched it.
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let span = tracing::Span::current();
+        span.record("http.route", path.as_str());
+        span.context()
+            .span()
+            .update_name(format!("{} {path}", req.method()));
+    }
     let start = Instant::now();
     let response = next.run(req).await;
     let elapsed = start.elapsed().as_secs_f64();

@@ -98,6 +98,23 @@ pub enum OutboundError {
 }
 
 impl OutboundError {
+    /// A short, stable name for OpenTelemetry's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Tls { .. } => "tls",
+            Self::TimedOut { .. } => "timeout",
+            Self::Stalled { .. } => "stalled",
+            Self::TooLarge { .. } => "too_large",
+            Self::Busy { .. } => "busy",
+            Self::Status { .. } => "http_status",
+            Self::Redirect { .. } => "redirect",
+            Self::Decode { .. } => "decode",
+            Self::Body { .. } => "body",
+            Self::Request { .. } => "request",
+        }
+    }
+
     /// The `host[:port]` the call went to.
     pub fn host(&self) -> &str {
         match self {

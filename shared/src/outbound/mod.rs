@@ -216,7 +216,36 @@ impl Request {
 
     /// Sends the request within `call`'s deadline, following redirects only if it asks. The
     /// response's status is not judged here: a 3xx, 4xx or 5xx is a [`Response`] too.
-    pub async fn send(self, call: &Call) -> Result<Response, OutboundError> {
+    ///
+    /// With tracing on, the request is a CLIENT span (`{method}`) whose context travels in
+    /// `traceparent`.
+    pub async fn send(mut self, call: &Call) -> Result<Response, OutboundError> {
+        if !crate::telemetry::enabled() {
+            return self.send_untraced(call).await;
+        }
+        use tracing::Instrument as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let span = client_span(&self.method, &self.url);
+        crate::telemetry::propagation::inject(&span.context(), &mut self.headers);
+        let result = self.send_untraced(call).instrument(span.clone()).await;
+        match &result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                span.record("http.response.status_code", status);
+                if status >= 400 {
+                    span.record("otel.status_code", "error");
+                    span.record("error.type", status);
+                }
+            }
+            Err(e) => {
+                span.record("otel.status_code", "error");
+                span.record("error.type", e.kind());
+            }
+        }
+        result
+    }
+
+    async fn send_untraced(self, call: &Call) -> Result<Response, OutboundError> {
         let Self {
             mut method,
             mut url,
@@ -300,4 +329,25 @@ impl Request {
             host = error::host_of(&url);
         }
     }
+}
+
+/// The CLIENT span of one outbound request. The URL without its query and userinfo (keys
+/// travel in queries).
+fn client_span(method: &Method, url: &Url) -> tracing::Span {
+    use tracing::field::Empty;
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or_default();
+    let full = format!("{}://{host}:{port}{}", url.scheme(), url.path());
+    tracing::info_span!(
+        "outbound",
+        otel.name = method.as_str(),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = method.as_str(),
+        server.address = host,
+        server.port = port,
+        url.full = full,
+        http.response.status_code = Empty,
+        error.type = Empty,
+    )
 }

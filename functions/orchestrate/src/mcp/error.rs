@@ -78,6 +78,18 @@ impl McpError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
     }
+
+    /// A short, stable name for OpenTelemetry's `error.type`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::UnknownTool { .. } => "unknown_tool",
+            Self::InvalidArguments { .. } => "invalid_arguments",
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Protocol { .. } => "protocol",
+            Self::Config { .. } => "config",
+        }
+    }
 }
 
 /// `message` with every occurrence of `url` (which may carry a path, a query or userinfo)

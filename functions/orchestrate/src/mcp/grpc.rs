@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -97,6 +98,8 @@ impl GrpcServer {
         let mut request = tonic::Request::new(message);
         // Sent as `grpc-timeout`: the server stops the work when it passes.
         request.set_timeout(timeout);
+        // The caller's span (a `tools/call` CLIENT span for calls) as `traceparent`.
+        aixrun::telemetry::propagation::inject_current_metadata(request.metadata_mut());
         if let Some(auth) = &self.auth
             && let Some(header) = auth.header(&self.url).await
             && let Ok(text) = header.to_str()
@@ -225,17 +228,33 @@ impl McpServer for GrpcServer {
                 other => other,
             }
         };
+        use aixrun::telemetry::spans;
+        let span = spans::mcp_tools_call(spans::Side::Client, tool, "grpc");
+        span.record("server.address", host_of(&self.url).as_str());
         // The deadline is also enforced here: a server that ignores `grpc-timeout` still
         // cannot hold the call longer.
-        let response = tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| self.timed_out(timeout))?
-            .map_err(|s| self.status_error(Some(tool), &s, timeout))?
-            .into_inner();
-        from_pb_result(response).map_err(|problem| McpError::Protocol {
-            server: self.label.clone(),
-            problem: format!("tool {tool}: {problem}"),
-        })
+        let outcome = async {
+            let response = tokio::time::timeout(timeout, call)
+                .await
+                .map_err(|_| self.timed_out(timeout))?
+                .map_err(|s| {
+                    span.record("rpc.response.status_code", s.code() as i32);
+                    self.status_error(Some(tool), &s, timeout)
+                })?
+                .into_inner();
+            from_pb_result(response).map_err(|problem| McpError::Protocol {
+                server: self.label.clone(),
+                problem: format!("tool {tool}: {problem}"),
+            })
+        }
+        .instrument(span.clone())
+        .await;
+        match &outcome {
+            Ok(result) if result.is_error => spans::record_error(&span, "tool_error"),
+            Ok(_) => {}
+            Err(e) => spans::record_error(&span, e.error_type()),
+        }
+        outcome
     }
 }
 

@@ -11,6 +11,7 @@ mod report;
 mod tools;
 
 use std::sync::{Arc, Mutex};
+use tracing::Instrument as _;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -164,12 +165,24 @@ impl Engine {
             .await;
             ctx.metrics.agent_message(&agent.name, "input");
             ctx.progress.begin(agent);
+            let span = aixrun::telemetry::spans::invoke_agent(&agent.name, ctx.run_id);
             let end = match agent.role {
-                Role::React => react::run(ctx, agent, &input).await,
+                Role::React => {
+                    react::run(ctx, agent, &input)
+                        .instrument(span.clone())
+                        .await
+                }
                 Role::Logger => {
+                    let _entered = span.enter();
                     StepEnd::Done(react::log(agent, &input, ctx.run_id, ctx.log_payloads))
                 }
             };
+            match &end {
+                StepEnd::Done(_) => {}
+                StepEnd::Stopped(_) => aixrun::telemetry::spans::record_error(&span, "stopped"),
+                StepEnd::Failed(_) => aixrun::telemetry::spans::record_error(&span, "failed"),
+            }
+            drop(span);
             match end {
                 StepEnd::Done(output) => {
                     let step = ctx.progress.finish(output.clone(), None);

@@ -12,6 +12,7 @@ use aixrun::llm::{
 use futures_util::StreamExt as _;
 use serde_json::Value;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::budget::Stop;
 use super::report::{RunEvent, ToolCallRecord};
@@ -271,7 +272,16 @@ async fn one_call(
         (Some(tool), Arguments::Json(v)) => {
             let args = v.as_object().cloned().unwrap_or_default();
             let timeout = tool.timeout.min(ctx.meter.remaining());
-            ctx.tools.call(tool, args, timeout).await
+            let span = aixrun::telemetry::spans::execute_tool(&call.name, &call.id, "function");
+            let reply = ctx
+                .tools
+                .call(tool, args, timeout)
+                .instrument(span.clone())
+                .await;
+            if reply.is_error {
+                aixrun::telemetry::spans::record_error(&span, "tool_error");
+            }
+            reply
         }
     };
     let duration = started.elapsed();

@@ -66,11 +66,27 @@ impl AuthedClient {
         })
     }
 
-    /// `headers` plus `Authorization` when the provider gives one.
+    /// `headers` plus `Authorization` when the provider gives one, and the trace context of
+    /// `message`'s `params._meta` as `traceparent`/`tracestate` (rmcp sends from its own task,
+    /// where the caller's span is not current; the request's `_meta` is).
     async fn with_auth(
         &self,
         mut headers: HashMap<HeaderName, HeaderValue>,
+        message: Option<&ClientJsonRpcMessage>,
     ) -> HashMap<HeaderName, HeaderValue> {
+        if aixrun::telemetry::enabled()
+            && let Some(message) = message
+            && let Ok(value) = serde_json::to_value(message)
+            && let Some(meta) = value.pointer("/params/_meta").and_then(|m| m.as_object())
+        {
+            for name in ["traceparent", "tracestate"] {
+                if let Some(v) = meta.get(name).and_then(|v| v.as_str())
+                    && let Ok(v) = HeaderValue::from_str(v)
+                {
+                    headers.insert(HeaderName::from_static(name), v);
+                }
+            }
+        }
         if let Some(auth) = &self.auth
             && let Some(value) = auth.header(&self.audience).await
         {
@@ -113,7 +129,7 @@ impl StreamableHttpClient for AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let headers = self.with_auth(custom_headers).await;
+        let headers = self.with_auth(custom_headers, Some(&message)).await;
         self.inner
             .post_message_with_max_sse_event_size(
                 uri,
@@ -135,7 +151,7 @@ impl StreamableHttpClient for AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let headers = self.with_auth(custom_headers).await;
+        let headers = self.with_auth(custom_headers, Some(&message)).await;
         self.inner
             .post_message_with_response_limits(
                 uri,
@@ -155,7 +171,7 @@ impl StreamableHttpClient for AuthedClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        let headers = self.with_auth(custom_headers).await;
+        let headers = self.with_auth(custom_headers, None).await;
         self.inner
             .delete_session(uri, session_id, auth_header, headers)
             .await
@@ -169,7 +185,7 @@ impl StreamableHttpClient for AuthedClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        let headers = self.with_auth(custom_headers).await;
+        let headers = self.with_auth(custom_headers, None).await;
         self.inner
             .get_stream(uri, session_id, last_event_id, auth_header, headers)
             .await
@@ -184,7 +200,7 @@ impl StreamableHttpClient for AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        let headers = self.with_auth(custom_headers).await;
+        let headers = self.with_auth(custom_headers, None).await;
         self.inner
             .get_stream_with_max_sse_event_size(
                 uri,

@@ -12,6 +12,7 @@ mod client;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use rmcp::ServiceError;
 use rmcp::model::{
@@ -139,8 +140,18 @@ impl HttpServer {
             ClientCapabilities::default(),
             Implementation::new("aixrun-orchestrate", env!("CARGO_PKG_VERSION")),
         );
-        let connection = serve_client_with_lifecycle(info, transport, lifecycle)
+        // On a task of its own, outside the caller's span: rmcp's long-lived tasks take the
+        // current span as theirs, which would keep the agent's and the request's spans open
+        // (never ended, never exported). Aborted if the caller gives up.
+        let mut connecting = AbortOnDrop(tokio::spawn(serve_client_with_lifecycle(
+            info, transport, lifecycle,
+        )));
+        let connection = (&mut connecting.0)
             .await
+            .map_err(|e| McpError::Transport {
+                server: self.label.clone(),
+                problem: format!("could not connect: {e}"),
+            })?
             .map_err(|e| McpError::Transport {
                 server: self.label.clone(),
                 problem: format!("could not connect: {}", self.quote(&e.to_string())),
@@ -235,9 +246,25 @@ impl HttpServer {
     }
 
     async fn call(&self, tool: &str, arguments: Arguments) -> Result<ToolResult, McpError> {
-        let connection = self.connection().await?;
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
-        match connection.peer().call_tool(params).await {
+        use aixrun::telemetry::spans;
+        let span = spans::mcp_tools_call(spans::Side::Client, tool, "http");
+        span.record("server.address", self.host.as_str());
+        let connection = self.connection().instrument(span.clone()).await?;
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        // The trace travels in `params._meta` (MCP's convention), and the transport copies it
+        // into the POST's headers (see `client.rs`): rmcp sends from its own task.
+        let meta = spans::meta_of(&span);
+        if !meta.is_empty() {
+            params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
+                meta,
+            )));
+        }
+        let outcome = match connection
+            .peer()
+            .call_tool(params)
+            .instrument(span.clone())
+            .await
+        {
             Ok(result) => Ok(to_tool_result(
                 serde_json::to_value(result).unwrap_or_default(),
             )),
@@ -245,7 +272,13 @@ impl HttpServer {
                 self.forget(&e).await;
                 Err(self.service_error(Some(tool), e))
             }
+        };
+        match &outcome {
+            Ok(result) if result.is_error => spans::record_error(&span, "tool_error"),
+            Ok(_) => {}
+            Err(e) => spans::record_error(&span, e.error_type()),
         }
+        outcome
     }
 }
 
@@ -313,6 +346,15 @@ fn to_tool_result(result: Value) -> ToolResult {
             .get("isError")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+    }
+}
+
+/// A task aborted when its handle is dropped (the caller's future was cancelled).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
