@@ -6,6 +6,10 @@
 //!   `instance/service-accounts/default/token` as `{"access_token", "expires_in",
 //!   "token_type": "Bearer"}`; `instance/service-accounts/default/email` as text, and
 //!   `instance/service-accounts/default/?recursive=true` as `{"aliases", "email", "scopes"}`;
+//!   when started [`FakeGoogle::minting`] ID tokens, `instance/service-accounts/default/identity
+//!   ?audience=AUD[&format=full]` as the raw JWT (RS256, signed with the given [`TestKey`],
+//!   `iss` `https://accounts.google.com`, `aud` AUD, `email` only with `format=full`), 400
+//!   without an audience; mints are counted per audience;
 //! - Secret Manager (`SECRET_MANAGER_ENDPOINT`): `GET /v1/projects/P/secrets/S/versions/V:access`
 //!   with `Authorization: Bearer <that token>` answers `{"name", "payload": {"data": base64,
 //!   "dataCrc32c": "<decimal>"}}`; errors are Google's JSON `{"error": {"code", "message",
@@ -15,6 +19,7 @@
 //! fixed latency. Request lines are kept for assertions.
 
 use super::*;
+use crate::jwks::{self, TestKey};
 use base64::Engine as _;
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -44,6 +49,7 @@ pub struct FakeGoogle {
     /// Where it listens.
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<String>>>,
+    script: Arc<Script>,
 }
 
 struct Script {
@@ -52,12 +58,31 @@ struct Script {
     latency: Duration,
     /// Failures served so far, by secret.
     failures: Mutex<std::collections::HashMap<String, usize>>,
+    /// The key ID tokens are signed with, when the identity endpoint is served.
+    identity: Option<TestKey>,
+    /// ID tokens minted so far: (audience, format) of each, in order.
+    minted: Mutex<Vec<(String, Option<String>)>>,
 }
 
 impl FakeGoogle {
     /// Serves `project` and these secrets (by secret id, any project and version), each
     /// Secret Manager answer after `latency`.
     pub fn start(project: &str, secrets: &[(&str, SecretAnswer)], latency: Duration) -> Self {
+        Self::start_with(project, secrets, latency, None)
+    }
+
+    /// Serves `project`, no secrets, and ID tokens signed with `key` (publish it on a
+    /// [`crate::jwks::JwksServer`] to have them verified).
+    pub fn minting(project: &str, key: TestKey) -> Self {
+        Self::start_with(project, &[], Duration::ZERO, Some(key))
+    }
+
+    fn start_with(
+        project: &str,
+        secrets: &[(&str, SecretAnswer)],
+        latency: Duration,
+        identity: Option<TestKey>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake google");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -69,17 +94,19 @@ impl FakeGoogle {
                 .collect(),
             latency,
             failures: Mutex::new(Default::default()),
+            identity,
+            minted: Mutex::new(Vec::new()),
         });
-        let log = seen.clone();
+        let (log, shared) = (seen.clone(), script.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (log, script) = (log.clone(), script.clone());
+                let (log, script) = (log.clone(), shared.clone());
                 std::thread::spawn(move || {
                     let _ = serve(stream, &script, &log);
                 });
             }
         });
-        Self { addr, seen }
+        Self { addr, seen, script }
     }
 
     /// The value for `GCE_METADATA_HOST`.
@@ -104,6 +131,49 @@ impl FakeGoogle {
             .filter(|r| r.contains(":access"))
             .count()
     }
+
+    /// The (audience, format) of every ID token minted so far, in order.
+    pub fn minted(&self) -> Vec<(String, Option<String>)> {
+        self.script.minted.lock().unwrap().clone()
+    }
+
+    /// How many ID tokens were minted for `audience`.
+    pub fn mints_for(&self, audience: &str) -> usize {
+        self.minted().iter().filter(|(a, _)| a == audience).count()
+    }
+}
+
+/// The value of `name` in a query string, percent-decoded (`+` as a space).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) -> std::io::Result<()> {
@@ -177,6 +247,31 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) -> std::
                 SERVICE_ACCOUNT,
                 true,
             ),
+            m if m == format!("{sa}identity") && script.identity.is_some() => {
+                let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+                let audience = query_param(query, "audience").filter(|a| !a.is_empty());
+                let Some(audience) = audience else {
+                    return respond(
+                        &mut out,
+                        "400 Bad Request",
+                        "text/plain; charset=utf-8",
+                        "non-empty audience parameter required",
+                        true,
+                    );
+                };
+                let format = query_param(query, "format");
+                let mut claims = jwks::google_claims(&audience, SERVICE_ACCOUNT);
+                if format.as_deref() != Some("full") {
+                    // The standard format carries no e-mail.
+                    let map = claims.as_object_mut().expect("claims are an object");
+                    map.remove("email");
+                    map.remove("email_verified");
+                }
+                let key = script.identity.as_ref().expect("checked above");
+                let token = key.sign(&claims);
+                script.minted.lock().unwrap().push((audience, format));
+                respond(&mut out, "200 OK", "text/html; charset=utf-8", &token, true)
+            }
             m if m == format!("{sa}token") => {
                 let body = serde_json::json!({"access_token": ACCESS_TOKEN, "expires_in": 3599, "token_type": "Bearer"});
                 respond(
