@@ -271,13 +271,19 @@ async fn one_call(
         }
         (Some(tool), Arguments::Json(v)) => {
             let args = v.as_object().cloned().unwrap_or_default();
-            let timeout = tool.timeout.min(ctx.meter.remaining());
+            let left = ctx.meter.remaining();
+            let timeout = tool.timeout.min(left);
             let span = aixrun::telemetry::spans::execute_tool(&call.name, &call.id, "function");
-            let reply = ctx
+            let mut reply = ctx
                 .tools
                 .call(tool, args, timeout)
                 .instrument(span.clone())
                 .await;
+            // A call bounded by the run's time can time out a moment before the run's own
+            // deadline fires: it was cut off by the deadline, and says so.
+            if reply.is_error && left < tool.timeout && ctx.meter.remaining().is_zero() {
+                reply = ToolReply::error(format!("cancelled: {}", Stop::Deadline.message()));
+            }
             if reply.is_error {
                 aixrun::telemetry::spans::record_error(&span, "tool_error");
             }
