@@ -29,6 +29,25 @@ pub fn interpreter() -> Option<PathBuf> {
     }
 }
 
+/// Runs `script` (`python -c`) with `envs` to completion and returns its stdout; panics with
+/// its output when it fails.
+pub fn run_script(python: &Path, script: &str, envs: &[(&str, &str)]) -> String {
+    let out = Command::new(python)
+        .args(["-c", script])
+        .envs(envs.iter().copied())
+        // Google's clients would prefer a key file to the (fake) metadata server.
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A Python process serving on a loopback port; killed on drop.
 pub struct PythonServer {
     /// Where it listens.

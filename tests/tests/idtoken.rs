@@ -10,7 +10,7 @@ use e2e::google::{FakeGoogle, SERVICE_ACCOUNT};
 use e2e::jwks::{JwksServer, TestKey};
 use e2e::model::{FakeModel, Reply};
 use e2e::orchestrate::{self, openai_service, post_run, react_yaml};
-use e2e::python::interpreter;
+use e2e::python::{interpreter, run_script};
 use e2e::{TempDir, TestApp, closed_port};
 use serde_json::{Value, json};
 
@@ -203,23 +203,20 @@ assert claims["iss"] == "https://accounts.google.com", claims
 assert claims["exp"] - claims["iat"] == 3600, claims
 print(claims["aud"], claims["email"], claims["email_verified"])
 "#;
-    let out = tokio::task::block_in_place(|| {
-        std::process::Command::new(python)
-            .args(["-c", script])
-            .env("GCE_METADATA_HOST", google.metadata_host())
-            .env("GCE_METADATA_IP", google.metadata_host())
-            .env("AUDIENCE", audience)
-            .env("CERTS_URL", jwks.url())
-            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-            .output()
-            .expect("run python")
+    let metadata = google.metadata_host();
+    let certs = jwks.url();
+    let stdout = tokio::task::block_in_place(|| {
+        run_script(
+            &python,
+            script,
+            &[
+                ("GCE_METADATA_HOST", metadata.as_str()),
+                ("GCE_METADATA_IP", metadata.as_str()),
+                ("AUDIENCE", audience),
+                ("CERTS_URL", certs.as_str()),
+            ],
+        )
     });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(stdout.trim(), format!("{audience} {SERVICE_ACCOUNT} True"));
     assert_eq!(
         google.minted(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use e2e::google::{ACCESS_TOKEN, FakeGoogle, SecretAnswer};
 use e2e::model::{FakeModel, Reply};
 use e2e::orchestrate::{self, post_run};
-use e2e::python::interpreter;
+use e2e::python::{interpreter, run_script};
 use e2e::{TempDir, WAIT_TIMEOUT, run};
 use serde_json::json;
 
@@ -208,20 +208,18 @@ def crc32c(data):
 assert answer.payload.data_crc32c == crc32c(answer.payload.data)
 print(creds.token, answer.payload.data.decode())
 "#;
-    let out = tokio::task::block_in_place(|| {
-        std::process::Command::new(python)
-            .args(["-c", script])
-            .env("GCE_METADATA_HOST", google.metadata_host())
-            .env("GCE_METADATA_IP", google.metadata_host())
-            .env("SECRET_MANAGER_ENDPOINT", google.endpoint())
-            .output()
-            .expect("run python")
+    let metadata = google.metadata_host();
+    let endpoint = google.endpoint();
+    let stdout = tokio::task::block_in_place(|| {
+        run_script(
+            &python,
+            script,
+            &[
+                ("GCE_METADATA_HOST", metadata.as_str()),
+                ("GCE_METADATA_IP", metadata.as_str()),
+                ("SECRET_MANAGER_ENDPOINT", endpoint.as_str()),
+            ],
+        )
     });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(stdout.trim(), format!("{ACCESS_TOKEN} value-for-python"));
 }
