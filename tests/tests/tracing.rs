@@ -59,25 +59,46 @@ fn logged_traces(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_run_with_a_tool_call_is_one_trace_across_both_processes() {
-    let receiver = Receiver::start();
-    let env = otel_env(&receiver);
-    let tools = tokio::task::block_in_place(|| TestApp::spawn("mcp-tool", &as_refs(&env)));
+/// A completed run of the react agent that calls mcp-tool's `echo` once, through orchestrate
+/// and a real mcp-tool, both started with `env`. `transport` is the MCP server's YAML after
+/// its name, `{addr}` standing for mcp-tool's address.
+struct EchoRun {
+    tools: TestApp,
+    app: TestApp,
+    _model: FakeModel,
+    _dir: TempDir,
+}
+
+async fn echo_run(env: &[(&'static str, String)], transport: &str) -> EchoRun {
+    let tools = tokio::task::block_in_place(|| TestApp::spawn("mcp-tool", &as_refs(env)));
     let model = FakeModel::openai(vec![
         Reply::call("echo", json!({"text": "hi"})),
         Reply::text("done"),
     ]);
     let dir = TempDir::new();
     let server = format!(
-        "  - name: tools\n    transport: http\n    url: http://{}/mcp\n",
-        tools.addr
+        "  - name: tools\n    {}\n",
+        transport.replace("{addr}", &tools.addr.to_string())
     );
     let yaml = react_yaml(&openai_service(&model), Some(&server), "");
-    let app = orchestrate::spawn(&dir, &yaml, &as_refs(&env));
+    let app = orchestrate::spawn(&dir, &yaml, &as_refs(env));
     let (status, result) = post_run(&app, json!({"input": "echo hi"})).await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["status"], "completed", "{result}");
+    EchoRun {
+        tools,
+        app,
+        _model: model,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_with_a_tool_call_is_one_trace_across_both_processes() {
+    let receiver = Receiver::start();
+    let env = otel_env(&receiver);
+    let run = echo_run(&env, "transport: http\n    url: http://{addr}/mcp").await;
+    let (tools, app) = (&run.tools, &run.app);
 
     let spans = tokio::task::block_in_place(|| {
         receiver.wait_for(
@@ -173,7 +194,7 @@ async fn one_run_with_a_tool_call_is_one_trace_across_both_processes() {
 
     // Both processes' log lines carry the trace.
     let want = format!("projects/{PROJECT}/traces/{trace}");
-    let orchestrate_traces = logged_traces(&app);
+    let orchestrate_traces = logged_traces(app);
     assert!(
         orchestrate_traces.contains(&want),
         "orchestrate logs: {orchestrate_traces:?}"
@@ -192,7 +213,7 @@ async fn one_run_with_a_tool_call_is_one_trace_across_both_processes() {
         "{line}"
     );
     assert_eq!(line["logging.googleapis.com/trace_sampled"], true, "{line}");
-    let tool_traces = logged_traces(&tools);
+    let tool_traces = logged_traces(tools);
     assert!(
         tool_traces.contains(&want),
         "mcp-tool logs: {tool_traces:?}"
@@ -404,21 +425,8 @@ async fn otlp_grpc_export_and_a_tool_call_over_mcp_grpc_share_the_trace() {
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
         ("GOOGLE_CLOUD_PROJECT", PROJECT.to_owned()),
     ];
-    let tools = tokio::task::block_in_place(|| TestApp::spawn("mcp-tool", &as_refs(&env)));
-    let model = FakeModel::openai(vec![
-        Reply::call("echo", json!({"text": "hi"})),
-        Reply::text("done"),
-    ]);
-    let dir = TempDir::new();
-    let server = format!(
-        "  - name: tools\n    transport: grpc\n    address: http://{}\n",
-        tools.addr
-    );
-    let yaml = react_yaml(&openai_service(&model), Some(&server), "");
-    let app = orchestrate::spawn(&dir, &yaml, &as_refs(&env));
-    let (status, result) = post_run(&app, json!({"input": "echo hi"})).await;
-    assert_eq!(status, 200, "{result}");
-    assert_eq!(result["status"], "completed", "{result}");
+    // Held until the spans are in.
+    let _run = echo_run(&env, "transport: grpc\n    address: http://{addr}").await;
     let spans = tokio::task::block_in_place(|| {
         receiver.wait_for("the run's spans over OTLP/gRPC", SPANS_TIMEOUT, |spans| {
             find(spans, "orchestrate", "POST /v1/run").is_some()
