@@ -9,19 +9,18 @@ use serde_yaml_ng::Value;
 
 use super::locate::{Path, Seg};
 
+/// A reference found: where, as written, parsed.
+pub(super) type Found = (Path, String, SecretRef);
+
 /// Every string scalar of `doc` that is an `sm://` reference, with its path; a malformed one
 /// is its path and the problem.
-pub(super) fn references(doc: &Value) -> Result<Vec<(Path, String, SecretRef)>, (Path, String)> {
+pub(super) fn references(doc: &Value) -> Result<Vec<Found>, (Path, String)> {
     let mut found = Vec::new();
     walk(doc, &Path::default(), &mut found)?;
     Ok(found)
 }
 
-fn walk(
-    value: &Value,
-    at: &Path,
-    found: &mut Vec<(Path, String, SecretRef)>,
-) -> Result<(), (Path, String)> {
+fn walk(value: &Value, at: &Path, found: &mut Vec<Found>) -> Result<(), (Path, String)> {
     match value {
         Value::String(s) => match SecretRef::parse(s.trim()) {
             None => {}
