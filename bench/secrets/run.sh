@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # Start-up cost of sm:// secrets: exec to the first 200 from GET /health/ready of a release
 # binary (default `health`) with three sm:// values served by a loopback fake metadata server +
-# Secret Manager (bench/secrets/fake_google.py, LATENCY_MS on every answer), next to the same
-# binary with no secrets, interleaved in one run. Prints a Markdown table: both medians, the
-# difference, and the difference in round trips (difference / latency).
+# Secret Manager (bench/secrets/fake_google.py, threaded: requests are served concurrently),
+# next to the same binary with no secrets, interleaved in one run. Prints a Markdown table: both
+# medians, the difference, and the difference in round trips (difference / Secret Manager's
+# latency). With --before PATH, a second binary (an older build) is measured in the same
+# interleaved loop, one row each, so before and after share the machine's conditions.
 #
 #   bench/secrets/run.sh [--runs N] [--latency-ms MS] [--metadata-latency-ms MS] [--bin PATH]
-# (metadata latency defaults to --latency-ms: the token is one round trip before the secrets,
-# so overlapping fetches cost 2 round trips in all; --metadata-latency-ms 0 isolates the secrets.)
+#                        [--before PATH]
+# Latencies: Secret Manager answers after --latency-ms (default 50: a regional API from Cloud
+# Run); the metadata server after --metadata-latency-ms (default 2). On Cloud Run and GKE the
+# metadata server is local to the instance (about 1 ms), so its latency is a few ms, not a
+# Secret Manager round trip: the number that matters is how many Secret Manager round trips
+# start-up waits for (one, when the three fetches overlap).
 # Without --bin: cargo build --release -p health, then target/release/health.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-runs=21 latency=50 meta_latency= bin=
+runs=21 latency=50 meta_latency=2 bin= before=
 while (($#)); do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --latency-ms) latency=$2; shift 2 ;;
     --metadata-latency-ms) meta_latency=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--latency-ms MS] [--metadata-latency-ms MS] [--bin PATH]" >&2; exit 2 ;;
+    --before) before=$2; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--latency-ms MS] [--metadata-latency-ms MS] [--bin PATH] [--before PATH]" >&2; exit 2 ;;
   esac
 done
 log() { echo "secrets-bench: $*" >&2; }
@@ -34,24 +41,24 @@ if [[ -z $bin ]]; then
   bin=${CARGO_TARGET_DIR:-$root/target}/release/health
 fi
 fake_port=$(free_port)
-meta_latency=${meta_latency:-$latency}
 PORT=$fake_port LATENCY_MS=$latency METADATA_LATENCY_MS=$meta_latency python3 "$here/fake_google.py" 2>"$WORK/fake.stderr" &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$fake_port/" && break
   sleep 0.05
 done
-python3 - "$bin" "$fake_port" "$runs" "$latency" "$meta_latency" <<'PY'
+python3 - "$bin" "$fake_port" "$runs" "$latency" "$meta_latency" "$before" <<'PY'
 import os, socket, statistics, subprocess, sys, time
 binary, fake, runs, latency, meta = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+before = sys.argv[6]
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
-def start(secrets):
+def start(binary, secrets):
     port = free_port()
     env = {"PORT": str(port), "HOST": "127.0.0.1", "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
-           "PATH": "/usr/bin:/bin"}
+           "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
     if secrets:
         env.update({"GCE_METADATA_HOST": f"127.0.0.1:{fake}",
                     "SECRET_MANAGER_ENDPOINT": f"http://127.0.0.1:{fake}"})
@@ -76,16 +83,17 @@ def start(secrets):
     finally:
         child.kill(); child.wait()
 
-plain, secret = [], []
+bins = ([("before", before)] if before else []) + [("after" if before else os.path.basename(binary), binary)]
+plain = {name: [] for name, _ in bins}
+secret = {name: [] for name, _ in bins}
 for _ in range(runs):
-    plain.append(start(False))
-    secret.append(start(True))
-a, b = statistics.median(plain), statistics.median(secret)
+    for name, path in bins:
+        plain[name].append(start(path, False))
+        secret[name].append(start(path, True))
 print(f"nproc {os.cpu_count()}, {runs} runs each, interleaved, Secret Manager {latency} ms / metadata {meta} ms per answer, {os.path.basename(binary)}, {time.strftime('%F %H:%M')}\n")
-print("| start-up (exec to first 200 /health/ready) | median ms |")
-print("|---|---:|")
-print(f"| no secrets | {a:.1f} |")
-print(f"| three sm:// secrets | {b:.1f} |")
-print(f"| difference | {b - a:.1f} |")
-print(f"| difference in round trips ({latency} ms) | {(b - a) / latency:.2f} |")
+print("| binary | no secrets, median ms | three sm:// secrets, median ms | difference ms | difference in round trips (1 RT = {} ms) |".format(latency))
+print("|---|---:|---:|---:|---:|")
+for name, _ in bins:
+    a, b = statistics.median(plain[name]), statistics.median(secret[name])
+    print(f"| {name} | {a:.1f} | {b:.1f} | {b - a:.1f} | {(b - a) / latency:.2f} |")
 PY

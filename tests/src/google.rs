@@ -60,6 +60,9 @@ struct Script {
     failures: Mutex<std::collections::HashMap<String, usize>>,
     /// The key ID tokens are signed with, when the identity endpoint is served.
     identity: Option<TestKey>,
+    /// The key the first ID token is signed with instead, when set: a key rotated out of the
+    /// published set, so that verifiers refuse that token (and accept the next).
+    stale_first: Option<TestKey>,
     /// ID tokens minted so far: (audience, format) of each, in order.
     minted: Mutex<Vec<(String, Option<String>)>>,
 }
@@ -68,13 +71,20 @@ impl FakeGoogle {
     /// Serves `project` and these secrets (by secret id, any project and version), each
     /// Secret Manager answer after `latency`.
     pub fn start(project: &str, secrets: &[(&str, SecretAnswer)], latency: Duration) -> Self {
-        Self::start_with(project, secrets, latency, None)
+        Self::start_with(project, secrets, latency, None, None)
     }
 
     /// Serves `project`, no secrets, and ID tokens signed with `key` (publish it on a
     /// [`crate::jwks::JwksServer`] to have them verified).
     pub fn minting(project: &str, key: TestKey) -> Self {
-        Self::start_with(project, &[], Duration::ZERO, Some(key))
+        Self::start_with(project, &[], Duration::ZERO, Some(key), None)
+    }
+
+    /// [`FakeGoogle::minting`], but the first ID token is signed with `stale` (give it the same
+    /// `kid` and leave it off the key set): a verifier refuses that one token as badly signed,
+    /// as after a key rotation, and accepts every later one.
+    pub fn minting_stale_first(project: &str, key: TestKey, stale: TestKey) -> Self {
+        Self::start_with(project, &[], Duration::ZERO, Some(key), Some(stale))
     }
 
     fn start_with(
@@ -82,6 +92,7 @@ impl FakeGoogle {
         secrets: &[(&str, SecretAnswer)],
         latency: Duration,
         identity: Option<TestKey>,
+        stale_first: Option<TestKey>,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake google");
         let addr = listener.local_addr().expect("addr");
@@ -95,6 +106,7 @@ impl FakeGoogle {
             latency,
             failures: Mutex::new(Default::default()),
             identity,
+            stale_first,
             minted: Mutex::new(Vec::new()),
         });
         let (log, shared) = (seen.clone(), script.clone());
@@ -267,9 +279,14 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Vec<String>>) -> std::
                     map.remove("email");
                     map.remove("email_verified");
                 }
-                let key = script.identity.as_ref().expect("checked above");
+                let mut minted = script.minted.lock().unwrap();
+                let key = match &script.stale_first {
+                    Some(stale) if minted.is_empty() => stale,
+                    _ => script.identity.as_ref().expect("checked above"),
+                };
                 let token = key.sign(&claims);
-                script.minted.lock().unwrap().push((audience, format));
+                minted.push((audience, format));
+                drop(minted);
                 respond(&mut out, "200 OK", "text/html; charset=utf-8", &token, true)
             }
             m if m == format!("{sa}token") => {

@@ -157,6 +157,8 @@ fn allowed_browser_origins_get_cors_for_grpc_web_and_mcp() {
         .header("access-control-expose-headers")
         .unwrap_or_default();
     assert!(exposed.contains("grpc-status"), "{exposed}");
+    // And the challenge of a 401, which says what was wrong with the token.
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
     // Requests without an Origin (not from a browser) carry no CORS headers.
     let r = http::request(app.addr, "GET", "/health/live", &host, &[], b"").unwrap();
     assert!(r.header("access-control-allow-origin").is_none(), "{r:?}");

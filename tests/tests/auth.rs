@@ -476,6 +476,48 @@ async fn one_layer_covers_rest_mcp_grpc_and_grpc_web() {
     }
     assert_eq!(replies[3].status, 200, "{:?}", replies[3]);
     assert!(replies[3].text().contains("hi"), "{:?}", replies[3]);
+
+    // Refused gRPC and gRPC-Web calls are counted like served ones, in the gRPC metrics, by
+    // the method they asked for and the status they got (refused REST is in the HTTP ones).
+    let text = rest(Some(good.as_str())).text();
+    let samples = e2e::metrics::parse(&text);
+    let grpc = |method: &str, status: &str| {
+        e2e::metrics::value(
+            &samples,
+            "aixgo_grpc_requests_total",
+            &[("method", method), ("status", status)],
+        )
+    };
+    assert_eq!(
+        grpc("/mcp.MCPService/ListTools", "Unauthenticated"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        grpc("/mcp.MCPService/ListTools", "PermissionDenied"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(grpc("/mcp.MCPService/ListTools", "OK"), Some(1.0), "{text}");
+    assert_eq!(
+        grpc("/mcp.MCPService/CallTool", "Unauthenticated"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        grpc("/mcp.MCPService/CallTool", "PermissionDenied"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(grpc("/mcp.MCPService/CallTool", "OK"), Some(1.0), "{text}");
+    let http_status = |status: &str| {
+        e2e::metrics::value(
+            &samples,
+            "aixgo_http_requests_total",
+            &[("method", "POST"), ("path", "/mcp"), ("status", status)],
+        )
+    };
+    assert_eq!(http_status("401"), Some(2.0), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

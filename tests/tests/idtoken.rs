@@ -9,7 +9,7 @@
 use e2e::google::{FakeGoogle, SERVICE_ACCOUNT};
 use e2e::jwks::{JwksServer, TestKey};
 use e2e::model::{FakeModel, Reply};
-use e2e::orchestrate::{self, openai_service, post_run, react_yaml};
+use e2e::orchestrate::{self, ollama_service, openai_service, post_run, react_yaml};
 use e2e::python::{interpreter, run_script};
 use e2e::{TempDir, TestApp, closed_port};
 use serde_json::{Value, json};
@@ -21,9 +21,19 @@ const RUNS: usize = 3;
 /// accepting only the runtime service account's tokens for its own origin (the audience
 /// orchestrate mints for by default). Returns them with that origin.
 fn verified_tools() -> (JwksServer, FakeGoogle, TestApp, String) {
+    verified_tools_minting(false)
+}
+
+/// [`verified_tools`]; with `stale_first`, the first token minted is signed with a key that is
+/// not in the set (same `kid`), so mcp-tool refuses it and accepts the next.
+fn verified_tools_minting(stale_first: bool) -> (JwksServer, FakeGoogle, TestApp, String) {
     let key = TestKey::rsa("mds-key-1");
     let jwks = JwksServer::start(&[&key]);
-    let google = FakeGoogle::minting("test-project", key);
+    let google = if stale_first {
+        FakeGoogle::minting_stale_first("test-project", key, TestKey::rsa("mds-key-1"))
+    } else {
+        FakeGoogle::minting("test-project", key)
+    };
     let port = closed_port().to_string();
     let origin = format!("http://127.0.0.1:{port}");
     let url = jwks.url();
@@ -138,6 +148,180 @@ async fn grpc_tool_calls_carry_a_minted_id_token_that_mcp_tool_accepts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_tool_calls_carry_a_minted_id_token_that_mcp_tool_accepts() {
     tool_calls_carry_id_tokens("http").await;
+}
+
+/// mcp-tool refuses the first token (bad signature: 401 with a challenge over Streamable HTTP,
+/// UNAUTHENTICATED over gRPC); orchestrate drops it, mints one more and sends the request once
+/// more, and the run goes on as if nothing happened. Later runs reuse the fresh token.
+async fn a_refused_token_is_minted_again_once(transport: &str) {
+    let (_jwks, google, tools, origin) = verified_tools_minting(true);
+    let model = FakeModel::openai(echo_script(2));
+    let dir = TempDir::new();
+    let server = server_yaml(transport, &origin, Some("{type: id_token}"));
+    let app = spawn_orchestrate(&dir, &model, &server, &google);
+    for i in 0..2 {
+        let call = run_echo(&app, i).await;
+        assert!(
+            call.get("error").is_none_or(Value::is_null),
+            "{transport}: {call}"
+        );
+        let text = call["result"].as_str().unwrap_or_default();
+        assert!(text.contains(&format!("hi {i}")), "{transport}: {call}");
+    }
+    // The refused token and its replacement: two mints, not more, for the server's origin.
+    assert_eq!(
+        google.mints_for(&origin),
+        2,
+        "{transport}: {:?}",
+        google.minted()
+    );
+    // mcp-tool refused the stale one once (its metrics count the refusal) and then served.
+    let host = tools.addr.to_string();
+    let metrics = tokio::task::block_in_place(|| {
+        e2e::http::request(tools.addr, "GET", "/metrics", &host, &[], b"").unwrap()
+    })
+    .text();
+    let samples = e2e::metrics::parse(&metrics);
+    let refusals = match transport {
+        "grpc" => e2e::metrics::value(
+            &samples,
+            "aixgo_grpc_requests_total",
+            &[
+                ("method", "/mcp.MCPService/ListTools"),
+                ("status", "Unauthenticated"),
+            ],
+        ),
+        _ => e2e::metrics::value(
+            &samples,
+            "aixgo_http_requests_total",
+            &[("method", "POST"), ("path", "/mcp"), ("status", "401")],
+        ),
+    };
+    assert_eq!(refusals, Some(1.0), "{transport}: {metrics}");
+    tools.wait_for_log("request with the service account", |v| {
+        v["principal"] == SERVICE_ACCOUNT
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_a_refused_token_is_minted_again_and_the_call_sent_once_more() {
+    a_refused_token_is_minted_again_once("grpc").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_a_refused_token_is_minted_again_and_the_post_sent_once_more() {
+    a_refused_token_is_minted_again_once("http").await;
+}
+
+/// A model service with `auth: {type: id_token}` (Ollama or vLLM on Cloud Run behind IAM):
+/// every chat request carries an ID token for the server's origin (or the configured
+/// audience); a 401 (the first token refused) mints one more and resends before any output,
+/// and the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_calls_carry_id_tokens_and_a_refused_one_is_minted_again() {
+    let google = FakeGoogle::minting_stale_first(
+        "test-project",
+        TestKey::rsa("mds-key-m"),
+        TestKey::rsa("mds-key-m"),
+    );
+    let refused = Reply::Error(
+        401,
+        "The request was not authenticated.".into(),
+        vec![(
+            "WWW-Authenticate".into(),
+            "Bearer error=\"invalid_token\"".into(),
+        )],
+    );
+    let model = FakeModel::openai(vec![refused, Reply::text("first"), Reply::text("second")]);
+    let service = openai_service(&model).replacen(
+        "    config:\n",
+        "    auth: {type: id_token}\n    config:\n",
+        1,
+    );
+    let dir = TempDir::new();
+    let yaml = react_yaml(&service, None, "");
+    let host = google.metadata_host();
+    let app = orchestrate::spawn(&dir, &yaml, &[("GCE_METADATA_HOST", host.as_str())]);
+    for (i, answer) in ["first", "second"].into_iter().enumerate() {
+        let (status, result) = post_run(&app, json!({"input": format!("hello {i}")})).await;
+        assert_eq!(status, 200, "{result}");
+        assert_eq!(result["status"], "completed", "{result}");
+        assert!(result.to_string().contains(answer), "{result}");
+    }
+    let origin = format!("http://{}", model.addr);
+    let auths = model.authorizations();
+    assert_eq!(auths.len(), 3, "{auths:?}");
+    let tokens: Vec<String> = auths
+        .iter()
+        .map(|a| {
+            let a = a.as_deref().expect("every chat request carries a token");
+            a.strip_prefix("Bearer ")
+                .expect("a bearer token")
+                .to_owned()
+        })
+        .collect();
+    for t in &tokens {
+        assert_eq!(
+            payload(t)["aud"],
+            origin.as_str(),
+            "minted for the model's origin"
+        );
+        assert_eq!(payload(t)["email"], SERVICE_ACCOUNT);
+    }
+    // Refused, then a fresh one, kept for the next run.
+    assert_ne!(tokens[0], tokens[1], "the retry carried the same token");
+    assert_eq!(tokens[1], tokens[2], "the fresh token was not reused");
+    assert_eq!(google.mints_for(&origin), 2, "{:?}", google.minted());
+    assert!(
+        !app.logs().iter().any(|l| l.contains("eyJ")),
+        "a token was logged"
+    );
+}
+
+/// `audience` overrides the origin; `auth: {type: none}` sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_service_takes_a_configured_audience() {
+    let google = FakeGoogle::minting("test-project", TestKey::rsa("mds-key-a"));
+    let model = FakeModel::ollama(vec![Reply::text("hi")]);
+    let audience = "https://ollama-abc123-ew.a.run.app";
+    let service = ollama_service(&model).replacen(
+        "    config:\n",
+        &format!("    auth: {{type: id_token, audience: {audience}}}\n    config:\n"),
+        1,
+    );
+    let dir = TempDir::new();
+    let host = google.metadata_host();
+    let app = orchestrate::spawn(
+        &dir,
+        &react_yaml(&service, None, ""),
+        &[("GCE_METADATA_HOST", host.as_str())],
+    );
+    let (status, result) = post_run(&app, json!({"input": "hello"})).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["status"], "completed", "{result}");
+    let auth = model.authorizations()[0].clone().expect("a token");
+    let token = auth.strip_prefix("Bearer ").unwrap();
+    assert_eq!(payload(token)["aud"], audience);
+    assert_eq!(
+        google.minted(),
+        vec![(audience.to_owned(), Some("full".to_owned()))]
+    );
+
+    let plain = FakeModel::ollama(vec![Reply::text("hi")]);
+    let service = ollama_service(&plain).replacen(
+        "    config:\n",
+        "    auth: {type: none}\n    config:\n",
+        1,
+    );
+    let dir = TempDir::new();
+    let app = orchestrate::spawn(
+        &dir,
+        &react_yaml(&service, None, ""),
+        &[("GCE_METADATA_HOST", host.as_str())],
+    );
+    let (status, result) = post_run(&app, json!({"input": "hello"})).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(plain.authorizations(), vec![None]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -223,3 +223,115 @@ print(creds.token, answer.payload.data.decode())
     });
     assert_eq!(stdout.trim(), format!("{ACCESS_TOKEN} value-for-python"));
 }
+
+/// A configuration whose model key and prompt are literal `sm://` values in the YAML itself.
+fn literal_yaml(model: &FakeModel, key: &str) -> String {
+    format!(
+        "model_services:\n  - name: fake\n    provider: openai_compatible\n    model: fake-model\n    \
+         config:\n      address: {}\n      api_key: {key}\n\
+         agents:\n  - name: assistant\n    role: react\n    model: fake\n    \
+         prompt: 'sm://projects/other-project/secrets/prompt-a/versions/3'\n",
+        model.base()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn literal_sm_values_in_orchestrates_config_are_resolved_like_variables() {
+    let google = FakeGoogle::start(
+        "test-project",
+        &[
+            ("model-key", SecretAnswer::Value(KEY.into())),
+            (
+                "prompt-a",
+                SecretAnswer::UnavailableThen(1, PROMPT_A.into()),
+            ),
+        ],
+        Duration::ZERO,
+    );
+    let model = FakeModel::openai(vec![Reply::text("hello")]);
+    let dir = TempDir::new();
+    let env = google_env(&google);
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = orchestrate::spawn(&dir, &literal_yaml(&model, "sm://model-key"), &envs);
+    let (_, result) = post_run(&app, json!({"input": "hi"})).await;
+    assert_eq!(result["status"], "completed", "{result}");
+    assert_eq!(
+        model.authorizations()[0].as_deref(),
+        Some(&*format!("Bearer {KEY}"))
+    );
+    assert_eq!(model.requests()[0]["messages"][0]["content"], PROMPT_A);
+    let reads: Vec<String> = google
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(":access"))
+        .collect();
+    assert!(
+        reads
+            .iter()
+            .any(|r| r
+                .contains("/v1/projects/test-project/secrets/model-key/versions/latest:access")),
+        "{reads:?}"
+    );
+    assert_eq!(
+        reads.iter().filter(|r| r.contains("prompt-a")).count(),
+        2,
+        "{reads:?}"
+    );
+    let logs = app.logs().join("\n");
+    for value in [KEY, PROMPT_A] {
+        assert!(!logs.contains(value), "{value} reached the log:\n{logs}");
+    }
+}
+
+#[test]
+fn a_literal_sm_value_that_cant_be_read_stops_orchestrate_naming_the_key() {
+    let google = FakeGoogle::start(
+        "test-project",
+        &[
+            (
+                "forbidden",
+                SecretAnswer::Error(403, "PERMISSION_DENIED", "Permission denied.".into()),
+            ),
+            ("prompt-a", SecretAnswer::Value(PROMPT_A.into())),
+        ],
+        Duration::ZERO,
+    );
+    let model = FakeModel::openai(vec![]);
+    let dir = TempDir::new();
+    let start = |key: &str| {
+        let path = dir.path().join("orchestrate.yaml");
+        std::fs::write(&path, literal_yaml(&model, key)).unwrap();
+        let path = path.display().to_string();
+        let env = google_env(&google);
+        let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        envs.extend([("ORCHESTRATE_CONFIG", path.as_str()), ("PORT", "0")]);
+        let out = run("orchestrate", &[], &envs, WAIT_TIMEOUT);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr, path)
+    };
+    // Unreadable: exit 1, one line naming the file, the key, the secret and Google's answer.
+    let (code, stderr, path) = start("sm://forbidden");
+    assert_eq!(code, Some(1), "{stderr}");
+    let last = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "orchestrate: ORCHESTRATE_CONFIG={path}: model_services[0].config.api_key=sm://forbidden: \
+             projects/test-project/secrets/forbidden/versions/latest: 403 PERMISSION_DENIED"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PROMPT_A), "{stderr}");
+    // Malformed: a configuration error at its line and column, exit 2, nothing fetched.
+    let reads = google.secret_reads();
+    let (code, stderr, path) = start("sm://bad name");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path}:7:"))
+            && stderr.contains("model_services[0].config.api_key"),
+        "{stderr}"
+    );
+    assert_eq!(google.secret_reads(), reads);
+}

@@ -108,6 +108,11 @@ async fn one_run_with_a_tool_call_is_one_trace_across_both_processes() {
                 find(spans, "orchestrate", "POST /v1/run").is_some()
                     && find(spans, "mcp-tool", "tools/call echo").is_some()
                     && spans.iter().filter(|s| s.name == "chat fake-model").count() >= 2
+                    && spans
+                        .iter()
+                        .filter(|s| s.service == "mcp-tool" && s.name == "POST /mcp")
+                        .count()
+                        >= 3
             },
         )
     });
@@ -184,9 +189,30 @@ async fn one_run_with_a_tool_call_is_one_trace_across_both_processes() {
     assert_eq!(server.parent_span_id, client.span_id);
     assert_eq!(server.attr("mcp.method.name"), Some("tools/call"));
     assert_eq!(server.attr("gen_ai.tool.name"), Some("echo"));
-    let post = named("mcp-tool", "POST /mcp");
+    let post = in_trace
+        .iter()
+        .find(|s| {
+            s.service == "mcp-tool" && s.name == "POST /mcp" && s.parent_span_id == client.span_id
+        })
+        .unwrap_or_else(|| panic!("no POST /mcp under {client:?}: {in_trace:#?}"));
     assert_eq!(post.kind, SERVER);
-    assert_eq!(post.parent_span_id, client.span_id);
+    // The connection's handshake (`server/discover`, or `initialize` with the context in its
+    // `params._meta` too) and `tools/list` continue the trace as well: every POST mcp-tool
+    // served is a child of one of orchestrate's spans, none a root of a trace of its own.
+    let posts: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.service == "mcp-tool" && s.name == "POST /mcp")
+        .collect();
+    assert!(posts.len() >= 3, "handshake, listing and call: {posts:#?}");
+    for p in &posts {
+        assert_eq!(p.trace_id, trace, "a POST outside the run's trace: {p:?}");
+        assert!(
+            in_trace
+                .iter()
+                .any(|s| s.service == "orchestrate" && s.span_id == p.parent_span_id),
+            "a POST whose parent is not orchestrate's: {p:?}"
+        );
+    }
     assert_eq!(
         server.resource.get("service.name").map(String::as_str),
         Some("mcp-tool")

@@ -25,12 +25,14 @@ pub const LOG_PAYLOADS: &str = "LOG_PAYLOADS";
 
 /// Runs orchestrate until SIGTERM.
 pub fn main() -> ExitCode {
-    aixrun::run(FUNCTION, |app| async move { setup(app) })
+    aixrun::run(FUNCTION, setup)
 }
 
-/// Loads the configuration (a bad one stops start-up: exit 2, one line) and adds the run API.
-pub fn setup(mut app: App) -> Result<App, StartupError> {
-    let orchestration = Arc::new(config::load(app.env())?);
+/// Loads the configuration (a bad one stops start-up: exit 2, one line; `sm://` values in it
+/// are resolved first, and one that can't be read is exit 1) and adds the run API.
+pub async fn setup(mut app: App) -> Result<App, StartupError> {
+    let metadata = app.config().metadata_host.clone();
+    let orchestration = Arc::new(config::load_with_secrets(app.env(), &metadata).await?);
     let log_payloads = app.env().bool_or(LOG_PAYLOADS, false)?;
     tracing::debug!(
         source = orchestration.source,

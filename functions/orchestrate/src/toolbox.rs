@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::config::{Agent, Auth, McpServer as ServerConfig, Orchestration, Tls, Transport};
 use crate::mcp::{self, AuthProvider, CachedServer, Catalog, IdTokenAuth, McpServer, StaticBearer};
 use crate::run::{AgentTool, BoxFuture, ToolReply, Tools};
-use aixrun::gcp::idtoken::{IdTokens, default_audience};
+use aixrun::gcp::idtoken::{IdTokens, default_audience, on_by_default};
 
 /// How long a tool list is reused when the server gives no `ttlMs`.
 const DEFAULT_LIST_TTL: Duration = Duration::from_secs(60);
@@ -40,8 +40,9 @@ impl Toolbox {
     ) -> Result<Self, StartupError> {
         let mut servers = HashMap::new();
         let mut catalogs = HashMap::new();
-        // One ID-token cache for every server: tokens are per audience, not per client.
-        let id_tokens = IdTokens::new();
+        // One ID-token cache for the process (model services share it): tokens are per
+        // audience, not per client.
+        let id_tokens = IdTokens::shared();
         for workflow in orchestration.workflows.values() {
             for agent in &workflow.steps {
                 let mut clients = Vec::new();
@@ -69,10 +70,6 @@ impl Toolbox {
     }
 }
 
-fn on_platform(env: &Env) -> bool {
-    env.get(aixrun::config::K_SERVICE).is_some()
-}
-
 fn connect(
     server: &ServerConfig,
     env: &Env,
@@ -87,11 +84,13 @@ fn connect(
             Arc::clone(id_tokens),
             audience.clone(),
         ))),
+        Some(Auth::None) => None,
         // On Google Cloud, https:// servers get ID tokens unless configured otherwise: that is
-        // what Cloud Run services deployed with --no-allow-unauthenticated require.
-        None => match (&server.transport, on_platform(env)) {
-            (Transport::Grpc { address: url, .. } | Transport::Http { url, .. }, true)
-                if url.scheme() == "https" =>
+        // what Cloud Run services deployed with --no-allow-unauthenticated require (the same
+        // rule as model services').
+        None => match &server.transport {
+            Transport::Grpc { address: url, .. } | Transport::Http { url, .. }
+                if on_by_default(env, url) =>
             {
                 Some(Arc::new(IdTokenAuth::new(
                     Arc::clone(id_tokens),

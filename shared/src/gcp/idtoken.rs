@@ -9,11 +9,15 @@
 //! [`IdTokens::refused`], which drops the token so that the next call mints a fresh one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use google_cloud_auth::credentials::idtoken::{Builder, IDTokenCredentials};
+use http::HeaderValue;
+
+use crate::config::{Env, K_SERVICE};
+use crate::outbound::{AuthProvider, Url};
 
 /// A token is replaced this long before it expires (they live an hour).
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
@@ -63,6 +67,13 @@ impl IdTokens {
     /// An empty cache; nothing is fetched until a token is asked for.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// The process's one cache: every client of the process (MCP servers, model services,
+    /// health targets) shares its tokens, which are per audience, not per client.
+    pub fn shared() -> Arc<Self> {
+        static SHARED: OnceLock<Arc<IdTokens>> = OnceLock::new();
+        Arc::clone(SHARED.get_or_init(Self::new))
     }
 
     fn slot(&self, audience: &str) -> Arc<Slot> {
@@ -129,8 +140,67 @@ pub fn expiry(jwt: &str) -> Option<SystemTime> {
 }
 
 /// The audience Cloud Run expects by default: the target URL's origin (`https://host[:port]`).
-pub fn default_audience(url: &crate::outbound::Url) -> String {
+pub fn default_audience(url: &Url) -> String {
     url.origin().ascii_serialization()
+}
+
+/// Whether a target configured without any `auth` gets ID tokens anyway: on Google Cloud
+/// (`K_SERVICE` set), for `https://` targets, which is what Cloud Run services deployed with
+/// `--no-allow-unauthenticated` require. The one rule for MCP servers and model services.
+pub fn on_by_default(env: &Env, url: &Url) -> bool {
+    env.get(K_SERVICE).is_some() && url.scheme() == "https"
+}
+
+/// A Google ID token for one audience, from a shared cache ([`IdTokens::shared`]), as an
+/// [`AuthProvider`]: a refusal drops the token so that the retry mints a fresh one.
+pub struct IdTokenAuth {
+    tokens: Arc<IdTokens>,
+    audience: String,
+}
+
+impl IdTokenAuth {
+    /// Tokens for `audience` (the target's origin unless configured) from `tokens`.
+    pub fn new(tokens: Arc<IdTokens>, audience: String) -> Self {
+        Self { tokens, audience }
+    }
+
+    /// The audience tokens are minted for.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+}
+
+impl std::fmt::Debug for IdTokenAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdTokenAuth({})", self.audience)
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthProvider for IdTokenAuth {
+    async fn header(&self) -> Option<HeaderValue> {
+        match self.tokens.token(&self.audience).await {
+            Ok(token) => {
+                let mut value = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            Err(e) => {
+                // The call goes out without a token and the target's 401 says so; this line
+                // says why.
+                tracing::warn!(error = %e, "no ID token");
+                None
+            }
+        }
+    }
+
+    async fn refused(&self) {
+        self.tokens.refused(&self.audience).await;
+    }
+
+    fn refreshes(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

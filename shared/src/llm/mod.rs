@@ -37,9 +37,10 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{ACCEPT, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -54,7 +55,9 @@ pub use request::{
 pub use stream::ChatStream;
 
 use crate::config::{ConfigError, Env};
-use crate::outbound::{Call, OutboundError, Request, Response, StatusCode, Url};
+use crate::outbound::{
+    AuthProvider, Call, OutboundError, Request, Response, StatusCode, Url, with_refresh,
+};
 use error::one_line;
 use stream::Decoder;
 
@@ -63,13 +66,28 @@ const ERROR_BODY_WAIT: Duration = Duration::from_secs(5);
 /// The most of an error body that is read.
 const ERROR_BODY_BYTES: usize = 4096;
 
-/// Where a model is served and how to sign in: a provider, its base URL and its key.
-/// `Debug` shows the key as `***`.
-#[derive(Debug, Clone, PartialEq)]
+/// Where a model is served and how to sign in: a provider, its base URL, its key, and an
+/// identity ([`Endpoint::with_auth`]: a Google ID token for a model served on Cloud Run behind
+/// IAM). `Debug` shows the key as `***`.
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     provider: Provider,
     base: Url,
     key: Option<ApiKey>,
+    auth: Option<Arc<dyn AuthProvider>>,
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.provider == other.provider
+            && self.base == other.base
+            && self.key == other.key
+            && match (&self.auth, &other.auth) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || format!("{a:?}") == format!("{b:?}"),
+                _ => false,
+            }
+    }
 }
 
 impl Endpoint {
@@ -80,7 +98,22 @@ impl Endpoint {
             provider,
             base,
             key,
+            auth: None,
         }
+    }
+
+    /// Signs every request with `auth`'s header too (a Google ID token for the server's
+    /// audience). Sent as `Authorization`, or as `X-Serverless-Authorization` when an API key
+    /// takes `Authorization` (Cloud Run checks either and passes the key on). A 401 drops the
+    /// token, mints one and sends the request once more, before any of the answer is read.
+    pub fn with_auth(mut self, auth: Arc<dyn AuthProvider>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The identity sent, if any.
+    pub fn auth(&self) -> Option<&Arc<dyn AuthProvider>> {
+        self.auth.as_ref()
     }
 
     /// The endpoint for `provider` from configuration: `address` or the provider's default
@@ -226,7 +259,13 @@ impl Endpoint {
         let mut attempt = 1;
         loop {
             let first_token_by = Instant::now() + limits.first_token;
-            let sent = self.send(&url, &body, accept, &call, limits.first_token);
+            // A refused ID token is minted again and the request sent once more: a 401 is
+            // the answer's head, so nothing was streamed to the caller yet.
+            let sent = with_refresh(
+                self.auth.as_deref(),
+                |identity| self.send(&url, &body, accept, &call, limits.first_token, identity),
+                |sent| matches!(sent, Ok(r) if r.status() == StatusCode::UNAUTHORIZED),
+            );
             let failure = match sent.await {
                 Ok(response) if response.status().is_success() => {
                     let host = response.host().to_owned();
@@ -280,13 +319,12 @@ impl Endpoint {
         accept: &'static str,
         call: &Call,
         first_token: Duration,
+        identity: Option<HeaderValue>,
     ) -> Result<Response, LlmError> {
-        let mut request = Request::post(url.clone())
+        let request = Request::post(url.clone())
             .json(body)
             .header(ACCEPT, HeaderValue::from_static(accept));
-        if let Some(key) = &self.key {
-            request = request.bearer(key.expose());
-        }
+        let request = self.sign(request, identity);
         // Ollama sends its headers only once the model is loaded: that wait is the first
         // token's, not the connection's.
         match tokio::time::timeout(first_token, request.send(call)).await {
@@ -341,6 +379,25 @@ impl Endpoint {
             status: status.as_u16(),
             message,
         }
+    }
+}
+
+impl Endpoint {
+    /// `request` with the key as `Authorization: Bearer`, and the identity `header` as
+    /// `Authorization`, or as `X-Serverless-Authorization` when the key holds `Authorization`.
+    fn sign(&self, mut request: Request, identity: Option<HeaderValue>) -> Request {
+        if let Some(key) = &self.key {
+            request = request.bearer(key.expose());
+        }
+        if let Some(identity) = identity {
+            let name = if self.key.is_some() {
+                HeaderName::from_static("x-serverless-authorization")
+            } else {
+                AUTHORIZATION
+            };
+            request = request.header(name, identity);
+        }
+        request
     }
 }
 

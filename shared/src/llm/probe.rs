@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Endpoint, Provider, join};
-use crate::outbound::{Call, Request};
+use crate::outbound::{Call, Request, StatusCode};
 
 /// The most of a model list that is read.
 const MAX_LIST_BYTES: usize = 1024 * 1024;
@@ -33,18 +33,20 @@ impl Endpoint {
             Provider::Ollama => "api/tags",
             _ => "models",
         };
-        let mut request = Request::get(join(&self.base, path));
-        if let Some(key) = &self.key {
-            request = request.bearer(key.expose());
-        }
-        let response = request
-            .send(&call)
-            .await
-            .map_err(|e| format!("model {model} at {host}: {e}"))?;
+        let url = join(&self.base, path);
+        let response = crate::outbound::with_refresh(
+            self.auth.as_deref(),
+            |identity| self.sign(Request::get(url.clone()), identity).send(&call),
+            |sent| matches!(sent, Ok(r) if r.status() == StatusCode::UNAUTHORIZED),
+        )
+        .await
+        .map_err(|e| format!("model {model} at {host}: {e}"))?;
         let status = response.status();
         if !status.is_success() {
             let why = match status.as_u16() {
-                401 | 403 => "the API key was refused",
+                401 | 403 if self.key.is_some() => "the API key was refused",
+                401 | 403 if self.auth.is_some() => "the identity token was refused",
+                401 | 403 => "the server wants credentials",
                 _ => status.canonical_reason().unwrap_or("error"),
             };
             return Err(format!(

@@ -94,6 +94,30 @@ where
     }
 }
 
+/// Marks a gRPC response made before the call reached its service (the credential check's
+/// refusal): the service's metrics layer never saw it, so the HTTP metrics layer, which lets
+/// gRPC pass, counts it in the gRPC metrics instead.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unserved;
+
+/// Counts a gRPC call answered with `headers` (trailers-only) before it reached a service:
+/// `method` is the call's path when it names a served service, else `unknown`.
+pub(crate) fn record_unserved(
+    metrics: &Metrics,
+    method: String,
+    headers: &HeaderMap,
+    start: Instant,
+) {
+    let code = status_of(headers).unwrap_or(Code::Unknown);
+    let mut recorder = Recorder {
+        metrics: metrics.clone(),
+        method,
+        start,
+        done: false,
+    };
+    recorder.record(code);
+}
+
 fn status_of(headers: &HeaderMap) -> Option<Code> {
     headers
         .get("grpc-status")

@@ -17,7 +17,22 @@ pub async fn record_http(State(metrics): State<Metrics>, req: Request, next: Nex
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     if is_grpc {
-        return next.run(req).await;
+        // Counted by the service's gRPC metrics layer, unless refused before it (by the
+        // credential check): then here, in the same gRPC metrics.
+        let method = match req.extensions().get::<MatchedPath>() {
+            Some(_) => req.uri().path().to_owned(),
+            None => "unknown".to_owned(),
+        };
+        let start = Instant::now();
+        let response = next.run(req).await;
+        if response
+            .extensions()
+            .get::<super::grpc::Unserved>()
+            .is_some()
+        {
+            super::grpc::record_unserved(&metrics, method, response.headers(), start);
+        }
+        return response;
     }
     let method = method_label(req.method());
     let path = req

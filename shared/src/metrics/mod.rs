@@ -3,7 +3,7 @@
 //! One registry, made at start-up and passed down; each component registers its own families.
 //! Every label has a bounded set of values (route templates, known methods, status codes).
 
-mod grpc;
+pub(crate) mod grpc;
 mod http;
 mod process;
 

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 mod body;
 mod budget;
 mod error;
@@ -38,6 +39,7 @@ use reqwest::header::{
 };
 use tokio::time::Instant;
 
+pub use auth::{AuthProvider, StaticBearer, with_refresh};
 pub use body::{Body, Chunks, Response};
 pub use budget::ByteBudget;
 pub use error::OutboundError;

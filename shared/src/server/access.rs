@@ -151,6 +151,8 @@ fn cors(policy: Arc<AccessPolicy>) -> CorsLayer {
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("mcp-protocol-version"),
             header::RETRY_AFTER,
+            // A browser client reads the 401's challenge (what was wrong with its token).
+            header::WWW_AUTHENTICATE,
         ])
         .max_age(PREFLIGHT_MAX_AGE)
 }

@@ -77,13 +77,16 @@ pub enum AuthKind {
     Bearer,
     /// A Google ID token for the server's URL (Cloud Run service to service).
     IdToken,
+    /// No credentials, not even the ID token sent by default to `https://` targets on Google
+    /// Cloud.
+    None,
 }
 
 /// `auth`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
-    /// `bearer` or `id_token`.
+    /// `bearer`, `id_token` or `none`.
     #[serde(rename = "type")]
     pub kind: AuthKind,
     /// Bearer: the token (usually `${VAR}`).
@@ -118,6 +121,9 @@ pub struct ModelServiceFile {
     pub model: String,
     /// `ollama`, `vllm` or `cloud`; unset: the provider's own.
     pub runtime: Option<Runtime>,
+    /// `{type: id_token[, audience]}` for a model served behind Google's IAM (Ollama on Cloud
+    /// Run); `{type: none}` sends no token where one would be sent by default.
+    pub auth: Option<AuthFile>,
     /// Address and key.
     #[serde(default)]
     pub config: ServiceConfigFile,

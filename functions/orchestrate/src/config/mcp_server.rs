@@ -148,6 +148,31 @@ fn auth(a: &AuthFile, at: &Path, transport: &Transport, env: &Env) -> Result<Aut
             };
             Ok(Auth::IdToken { audience })
         }
+        AuthKind::None => {
+            no_token_keys(a, at, "none")?;
+            if a.audience.is_some() {
+                return Err(Problem::new(
+                    at.key("audience"),
+                    "audience is for id_token auth",
+                ));
+            }
+            Ok(Auth::None)
+        }
+    }
+}
+
+/// `token` and `token_env` belong to bearer auth only.
+pub(super) fn no_token_keys(a: &AuthFile, at: &Path, kind: &str) -> Result<(), Problem> {
+    match (&a.token, &a.token_env) {
+        (None, None) => Ok(()),
+        (Some(_), _) => Err(Problem::new(
+            at.key("token"),
+            format!("{kind} auth takes no token"),
+        )),
+        (_, Some(_)) => Err(Problem::new(
+            at.key("token_env"),
+            format!("{kind} auth takes no token_env"),
+        )),
     }
 }
 

@@ -9,10 +9,11 @@ mod locate;
 mod mcp_server;
 mod model;
 mod resolve;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
-use aixrun::{ConfigError, Env};
+use aixrun::{ConfigError, Env, StartupError};
 
 pub use file::FileConfig;
 pub use model::{
@@ -57,10 +58,58 @@ impl Problem {
     }
 }
 
-/// Reads, interpolates, parses and resolves the configuration.
+/// Reads, interpolates, parses and resolves the configuration (`sm://` values in it are
+/// refused: see [`load_with_secrets`]).
 pub fn load(env: &Env) -> Result<Orchestration, ConfigError> {
+    let (name, text) = read(env)?;
+    parse(&name, &text, env)
+}
+
+/// [`load`], with every literal `sm://` value of the file first resolved from Secret Manager
+/// (aixrun's resolver; `metadata_base` is the metadata server, for the project and token).
+/// A malformed reference is a configuration error at its line (exit 2); a secret that can't be
+/// read is one line naming the file and the key (exit 1).
+pub async fn load_with_secrets(
+    env: &Env,
+    metadata_base: &str,
+) -> Result<Orchestration, StartupError> {
+    let (name, text) = read(env)?;
+    let fail = failing(&name);
+    let interpolated =
+        interpolate::interpolate(&text, env).map_err(|e| fail(e.line, e.column, &e.problem))?;
+    let doc = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&interpolated.text) {
+        Ok(doc) => doc,
+        // Not YAML: `parse` says where.
+        Err(_) => return Ok(parse(&name, &text, env)?),
+    };
+    let refs = secrets::references(&doc).map_err(|(path, problem)| {
+        let (line, column) = locate::locate(&interpolated.text, &path)
+            .map_or((1, 1), |(l, c)| interpolated.original(l, c));
+        fail(line, column, &format!("{path}: {problem}"))
+    })?;
+    if refs.is_empty() {
+        return Ok(parse(&name, &text, env)?);
+    }
+    let named: Vec<_> = refs
+        .iter()
+        .map(|(path, raw, r)| {
+            (
+                format!("{ORCHESTRATE_CONFIG}={name}: {path}"),
+                raw.clone(),
+                r.clone(),
+            )
+        })
+        .collect();
+    let values = aixrun::gcp::secrets::fetch(env, metadata_base, &named).await?;
+    let values: Vec<_> = refs.into_iter().map(|(p, _, _)| p).zip(values).collect();
+    Ok(parse_with(&name, &text, env, |doc| {
+        secrets::substitute(doc, &values)
+    })?)
+}
+
+fn read(env: &Env) -> Result<(String, String), ConfigError> {
     match env.get(ORCHESTRATE_CONFIG) {
-        None => parse(BUNDLED_NAME, BUNDLED, env),
+        None => Ok((BUNDLED_NAME.to_owned(), BUNDLED.to_owned())),
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError::new(
@@ -70,28 +119,43 @@ pub fn load(env: &Env) -> Result<Orchestration, ConfigError> {
                     EXPECTED,
                 )
             })?;
-            parse(path, &text, env)
+            Ok((path.to_owned(), text))
         }
     }
 }
 
-/// Parses `text` (named `name` in messages).
-pub fn parse(name: &str, text: &str, env: &Env) -> Result<Orchestration, ConfigError> {
-    let fail = |line: usize, column: usize, problem: &str| {
+fn failing(name: &str) -> impl Fn(usize, usize, &str) -> ConfigError + '_ {
+    move |line: usize, column: usize, problem: &str| {
         ConfigError::new(
             ORCHESTRATE_CONFIG,
             name,
             format!("{name}:{line}:{column}: {problem}"),
             EXPECTED,
         )
-    };
+    }
+}
+
+/// Parses `text` (named `name` in messages).
+pub fn parse(name: &str, text: &str, env: &Env) -> Result<Orchestration, ConfigError> {
+    parse_with(name, text, env, |_| {})
+}
+
+/// Parses `text`; when `secrets` changes the document (resolved `sm://` values), the file is
+/// still checked as written first, so that every error points into it.
+fn parse_with(
+    name: &str,
+    text: &str,
+    env: &Env,
+    secrets: impl FnOnce(&mut serde_yaml_ng::Value),
+) -> Result<Orchestration, ConfigError> {
+    let fail = failing(name);
     let interpolated =
         interpolate::interpolate(text, env).map_err(|e| fail(e.line, e.column, &e.problem))?;
     let text = &interpolated.text;
     let file: FileConfig = if text.trim().is_empty() {
         FileConfig::default()
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| {
+        let file: FileConfig = serde_yaml_ng::from_str(text).map_err(|e| {
             let (line, column) = e
                 .location()
                 .map_or((1, 1), |l| interpolated.original(l.line(), l.column()));
@@ -100,7 +164,17 @@ pub fn parse(name: &str, text: &str, env: &Env) -> Result<Orchestration, ConfigE
             let message = e.to_string();
             let message = message.split(" at line ").next().unwrap_or(&message);
             fail(line, column, message)
-        })?
+        })?;
+        let mut doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| fail(1, 1, &e.to_string()))?;
+        let before = doc.clone();
+        secrets(&mut doc);
+        if doc == before {
+            file
+        } else {
+            // Strings replaced by strings: the shape checked above is unchanged.
+            serde_yaml_ng::from_value(doc).map_err(|e| fail(1, 1, &e.to_string()))?
+        }
     };
     resolve::resolve(file, env, name).map_err(|p| {
         let (line, column) =

@@ -135,6 +135,8 @@ pub enum Auth {
         /// The audience (the server's URL unless set).
         audience: String,
     },
+    /// None at all (`type: none`): not even the default ID token.
+    None,
 }
 
 /// Limits of a run (or of one agent within it).

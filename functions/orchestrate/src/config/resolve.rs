@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use aixrun::Env;
 use aixrun::config::parse_duration;
+use aixrun::gcp::idtoken::{self, IdTokenAuth, IdTokens};
 use aixrun::llm::{ApiKey, Endpoint, KeepAlive, OllamaOptions, Options, Provider, Think};
 use serde_json::Value;
 
 use super::Problem;
-use super::file::{AgentFile, BudgetFile, FileConfig, ModelServiceFile, RoleFile, Runtime};
+use super::file::{
+    AgentFile, AuthFile, AuthKind, BudgetFile, FileConfig, ModelServiceFile, RoleFile, Runtime,
+};
 use super::graph::{self, Edge};
 use super::locate::Path;
 use super::mcp_server;
@@ -299,6 +302,7 @@ fn model_ref(
     };
     let endpoint = Endpoint::from_config(provider, None, None, lookup.env)
         .map_err(|e| Problem::new(at.clone(), e.to_string()))?;
+    let endpoint = model_auth(endpoint, None, at, lookup.env)?;
     let service = Arc::new(ModelService {
         name: name.to_owned(),
         model: model.to_owned(),
@@ -342,6 +346,7 @@ fn service(s: &ModelServiceFile, at: &Path, env: &Env) -> Result<ModelService, P
     let key = c.api_key.as_deref().map(ApiKey::new);
     let endpoint = Endpoint::from_config(provider, address, key, env)
         .map_err(|e| Problem::new(at.key("name"), format!("{}: {e}", s.name)))?;
+    let endpoint = model_auth(endpoint, s.auth.as_ref(), &at.key("auth"), env)?;
     let at = at.key("config");
     Ok(ModelService {
         name: s.name.clone(),
@@ -365,6 +370,44 @@ fn service(s: &ModelServiceFile, at: &Path, env: &Env) -> Result<ModelService, P
                 .transpose()?,
         },
     })
+}
+
+/// The model service's identity: `auth: {type: id_token}` (audience: the server's origin
+/// unless given), `{type: none}`, or by default (no `auth`) an ID token for `https://` servers
+/// on Google Cloud, as MCP servers get, unless the service has an API key (a provider's public
+/// API, which must not be sent Google tokens).
+fn model_auth(
+    endpoint: Endpoint,
+    auth: Option<&AuthFile>,
+    at: &Path,
+    env: &Env,
+) -> Result<Endpoint, Problem> {
+    let audience = match auth {
+        None if idtoken::on_by_default(env, endpoint.base()) && !endpoint.has_key() => {
+            idtoken::default_audience(endpoint.base())
+        }
+        None => return Ok(endpoint),
+        Some(a) => match a.kind {
+            AuthKind::Bearer => {
+                return Err(Problem::new(
+                    at.key("type"),
+                    "a model service's bearer token is config.api_key; auth takes id_token or none",
+                ));
+            }
+            AuthKind::None => {
+                mcp_server::no_token_keys(a, at, "none")?;
+                return Ok(endpoint);
+            }
+            AuthKind::IdToken => {
+                mcp_server::no_token_keys(a, at, "id_token")?;
+                a.audience
+                    .clone()
+                    .unwrap_or_else(|| idtoken::default_audience(endpoint.base()))
+            }
+        },
+    };
+    let auth = IdTokenAuth::new(IdTokens::shared(), audience);
+    Ok(endpoint.with_auth(Arc::new(auth)))
 }
 
 /// Ollama's `keep_alive`: a duration, `-1` (for ever) or `0` (unload at once).

@@ -313,3 +313,66 @@ fn values_are_checked_where_they_are() {
     let line = err(&text);
     assert!(line.contains("a logger agent uses no model"), "{line}");
 }
+
+/// The model service's endpoint identity, when `text` loads under `pairs`.
+fn model_identity(text: &str, pairs: &[(&str, &str)]) -> Option<String> {
+    let o = parse("t.yaml", text, &env(pairs)).unwrap_or_else(|e| panic!("{e}"));
+    let agent = &o.workflows["default"].steps[0];
+    let endpoint = &agent.model.as_ref().unwrap().endpoint;
+    endpoint.auth().map(|a| format!("{a:?}"))
+}
+
+#[test]
+fn model_services_get_id_tokens_as_configured_or_by_the_mcp_servers_default_rule() {
+    let agent = "agents:\n  - {name: a, role: react, model: m}\n";
+    let service = |address: &str, extra: &str| {
+        format!(
+            "model_services:\n  - name: m\n    provider: ollama\n    model: x\n{extra}    config: {{address: {address}}}\n{agent}"
+        )
+    };
+    let platform = [("K_SERVICE", "orchestrate")];
+    // Explicit: the address's origin, or the audience given.
+    let text = service("http://10.0.0.5:11434/base", "    auth: {type: id_token}\n");
+    assert_eq!(
+        model_identity(&text, &[]).as_deref(),
+        Some("IdTokenAuth(http://10.0.0.5:11434)")
+    );
+    let text = service(
+        "https://ollama-x.a.run.app",
+        "    auth: {type: id_token, audience: 'https://custom'}\n",
+    );
+    assert_eq!(
+        model_identity(&text, &[]).as_deref(),
+        Some("IdTokenAuth(https://custom)")
+    );
+    // Default: https:// on Google Cloud only, and not with an API key; `none` turns it off.
+    let https = service("https://ollama-x.a.run.app", "");
+    assert_eq!(
+        model_identity(&https, &platform).as_deref(),
+        Some("IdTokenAuth(https://ollama-x.a.run.app)")
+    );
+    assert_eq!(model_identity(&https, &[]), None);
+    assert_eq!(
+        model_identity(&service("http://ollama:11434", ""), &platform),
+        None
+    );
+    let off = service("https://ollama-x.a.run.app", "    auth: {type: none}\n");
+    assert_eq!(model_identity(&off, &platform), None);
+    let keyed = "model_services:\n  - name: m\n    provider: openai\n    model: gpt\n    \
+                 config: {api_key: sk-1}\nagents:\n  - {name: a, role: react, model: m}\n";
+    assert_eq!(model_identity(keyed, &platform), None);
+    // In place (`provider:model`), the same rule on the provider's address.
+    let in_place = "agents:\n  - {name: a, role: react, model: 'ollama:x'}\n";
+    assert_eq!(
+        model_identity(
+            in_place,
+            &[("K_SERVICE", "o"), ("OLLAMA_URL", "https://o.a.run.app")]
+        )
+        .as_deref(),
+        Some("IdTokenAuth(https://o.a.run.app)")
+    );
+    // A bearer auth on a model service is its api_key.
+    let bearer = service("http://o:1", "    auth: {type: bearer, token: x}\n");
+    let line = err(&bearer);
+    assert!(line.contains("config.api_key"), "{line}");
+}

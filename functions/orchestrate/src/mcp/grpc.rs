@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use super::auth::AuthProvider;
+use super::auth::{AuthProvider, with_refresh};
 use super::tls::TlsFiles;
 use super::{Arguments, Content, McpError, McpServer, ToolInfo, ToolList, ToolResult};
 
@@ -94,14 +94,20 @@ impl GrpcServer {
         })
     }
 
-    async fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+    /// The request with its deadline, the caller's trace context and `authorization` (from
+    /// [`with_refresh`], which asks the provider).
+    fn request<T>(
+        &self,
+        message: T,
+        timeout: Duration,
+        authorization: Option<http::HeaderValue>,
+    ) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         // Sent as `grpc-timeout`: the server stops the work when it passes.
         request.set_timeout(timeout);
         // The caller's span (a `tools/call` CLIENT span for calls) as `traceparent`.
         aixrun::telemetry::propagation::inject_current_metadata(request.metadata_mut());
-        if let Some(auth) = &self.auth
-            && let Some(header) = auth.header(&self.url).await
+        if let Some(header) = authorization
             && let Ok(text) = header.to_str()
             && let Ok(mut value) = text.parse::<tonic::metadata::MetadataValue<_>>()
         {
@@ -109,6 +115,31 @@ impl GrpcServer {
             request.metadata_mut().insert("authorization", value);
         }
         request
+    }
+
+    /// One unary call through [`with_refresh`]: a refused identity token (expired early,
+    /// rotated keys) is minted again and the call sent once more. UNAUTHENTICATED is an answer
+    /// to the request head: the server ran nothing, so the call is safe to resend.
+    async fn unary<T, R, F, Fut>(
+        &self,
+        message: T,
+        timeout: Duration,
+        send: F,
+    ) -> Result<tonic::Response<R>, Status>
+    where
+        T: Clone,
+        F: Fn(McpServiceClient<Channel>, tonic::Request<T>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, Status>>,
+    {
+        with_refresh(
+            self.auth.as_deref(),
+            |authorization| {
+                let request = self.request(message.clone(), timeout, authorization);
+                send(self.client.clone(), request)
+            },
+            |outcome| matches!(outcome, Err(s) if s.code() == Code::Unauthenticated),
+        )
+        .await
     }
 
     fn status_error(&self, tool: Option<&str>, status: &Status, timeout: Duration) -> McpError {
@@ -148,12 +179,12 @@ impl GrpcServer {
         let mut cursor = String::new();
         let mut seed = false;
         for _ in 0..MAX_PAGES {
-            let mut client = self.client.clone();
-            let request = self
-                .request(pb::ListToolsRequest { cursor }, LIST_TIMEOUT)
-                .await;
-            let page = client
-                .list_tools(request)
+            let page = self
+                .unary(
+                    pb::ListToolsRequest { cursor },
+                    LIST_TIMEOUT,
+                    |mut client, request| async move { client.list_tools(request).await },
+                )
                 .await
                 .map_err(|s| self.status_error(None, &s, LIST_TIMEOUT))?
                 .into_inner();
@@ -214,20 +245,9 @@ impl McpServer for GrpcServer {
             arguments,
             arguments_json,
         };
-        let call = async {
-            let request = self.request(message.clone(), timeout).await;
-            match self.client.clone().call_tool(request).await {
-                // A refused identity token (expired early, rotated keys) is minted again once.
-                Err(status) if status.code() == Code::Unauthenticated && self.auth.is_some() => {
-                    if let Some(auth) = &self.auth {
-                        auth.refused().await;
-                    }
-                    let request = self.request(message, timeout).await;
-                    self.client.clone().call_tool(request).await
-                }
-                other => other,
-            }
-        };
+        let call = self.unary(message, timeout, |mut client, request| async move {
+            client.call_tool(request).await
+        });
         use aixrun::telemetry::spans;
         let span = spans::mcp_tools_call(spans::Side::Client, tool, "grpc");
         span.record("server.address", host_of(&self.url).as_str());

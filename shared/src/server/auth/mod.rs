@@ -399,7 +399,16 @@ pub(crate) async fn authenticate(
             response.extensions_mut().insert(principal);
             response
         }
-        Err(refusal) => refusal.into_response(req.headers(), &verifier.realm),
+        Err(refusal) => {
+            let mut response = refusal.into_response(req.headers(), &verifier.realm);
+            if is_grpc(req.headers()) {
+                // Never reached the service's metrics layer: counted by the HTTP one.
+                response
+                    .extensions_mut()
+                    .insert(crate::metrics::grpc::Unserved);
+            }
+            response
+        }
     }
 }
 

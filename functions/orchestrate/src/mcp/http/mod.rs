@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 use rmcp::ServiceError;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, ErrorCode, Implementation,
-    ProtocolVersion,
+    PaginatedRequestParams, ProtocolVersion,
 };
 use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_client_with_lifecycle};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -37,6 +37,8 @@ pub const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Longest server message quoted in an error.
 const MAX_QUOTED: usize = 500;
+/// Most pages one listing follows: a server repeating cursors cannot keep us looping.
+const MAX_PAGES: usize = 100;
 
 /// The protocol era a server was found to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,18 +138,27 @@ impl HttpServer {
         let mut config = config;
         config.max_sse_event_size = MAX_RESPONSE_BYTES;
         let transport = StreamableHttpClientTransport::with_client(self.client.clone(), config);
-        let info = ClientConfig::new(
+        let mut info = ClientConfig::new(
             ClientCapabilities::default(),
             Implementation::new("aixrun-orchestrate", env!("CARGO_PKG_VERSION")),
         );
+        // The caller's trace (a `tools/call` span, or the listing agent's) continues into the
+        // handshake: `initialize` carries it in `params._meta` (and so in its POST's headers);
+        // `server/discover`, whose `_meta` rmcp writes, in the headers only.
+        let meta = aixrun::telemetry::spans::meta_of(&tracing::Span::current());
+        if !meta.is_empty() {
+            info.meta = Some(request_meta(meta.clone()));
+            self.client.set_connecting(Some(meta));
+        }
         // On a task of its own, outside the caller's span: rmcp's long-lived tasks take the
         // current span as theirs, which would keep the agent's and the request's spans open
         // (never ended, never exported). Aborted if the caller gives up.
         let mut connecting = AbortOnDrop(tokio::spawn(serve_client_with_lifecycle(
             info, transport, lifecycle,
         )));
-        let connection = (&mut connecting.0)
-            .await
+        let connected = (&mut connecting.0).await;
+        self.client.set_connecting(None);
+        let connection = connected
             .map_err(|e| McpError::Transport {
                 server: self.label.clone(),
                 problem: format!("could not connect: {e}"),
@@ -225,15 +236,15 @@ impl HttpServer {
 
     async fn list(&self) -> Result<ToolList, McpError> {
         let connection = self.connection().await?;
-        let merged = match connection.peer().list_all_tools_with_cache_hint().await {
+        let (items, ttl_ms) = match self.list_pages(&connection).await {
             Ok(merged) => merged,
             Err(e) => {
                 self.forget(&e).await;
                 return Err(self.service_error(None, e));
             }
         };
-        let mut tools = Vec::with_capacity(merged.items.len());
-        for tool in merged.items {
+        let mut tools = Vec::with_capacity(items.len());
+        for tool in items {
             match to_tool_info(serde_json::to_value(tool).unwrap_or_default()) {
                 Some(info) => tools.push(info),
                 None => tracing::warn!(server = %self.name, "skipped a tool without a name"),
@@ -241,8 +252,44 @@ impl HttpServer {
         }
         Ok(ToolList {
             tools: tools.into(),
-            ttl: merged.ttl_ms.map(Duration::from_millis),
+            ttl: ttl_ms.map(Duration::from_millis),
         })
+    }
+
+    /// Every page of `tools/list`, each request carrying the caller's trace context in
+    /// `params._meta` (and so in its POST's headers, see `client.rs`), as `tools/call` does.
+    /// The list's TTL is the shortest page's, `None` if any page gave none.
+    async fn list_pages(
+        &self,
+        connection: &Connection,
+    ) -> Result<(Vec<rmcp::model::Tool>, Option<u64>), ServiceError> {
+        let meta = aixrun::telemetry::spans::meta_of(&tracing::Span::current());
+        let mut items = Vec::new();
+        let mut ttl: Option<Option<u64>> = None;
+        let mut cursor = None;
+        for _ in 0..MAX_PAGES {
+            let mut params = PaginatedRequestParams::default().with_cursor(cursor);
+            if !meta.is_empty() {
+                params.meta = Some(request_meta(meta.clone()));
+            }
+            let page = connection.peer().list_tools(Some(params)).await?;
+            let page_ttl = page.ttl_ms;
+            ttl = Some(match ttl {
+                None => page_ttl,
+                Some(before) => before.zip(page_ttl).map(|(a, b)| a.min(b)),
+            });
+            items.extend(page.tools);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok((items, ttl.flatten()));
+            }
+        }
+        Err(ServiceError::McpError(
+            rmcp::model::ErrorData::internal_error(
+                format!("tool list longer than {MAX_PAGES} pages"),
+                None,
+            ),
+        ))
     }
 
     async fn call(&self, tool: &str, arguments: Arguments) -> Result<ToolResult, McpError> {
@@ -255,9 +302,7 @@ impl HttpServer {
         // into the POST's headers (see `client.rs`): rmcp sends from its own task.
         let meta = spans::meta_of(&span);
         if !meta.is_empty() {
-            params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
-                meta,
-            )));
+            params.meta = Some(request_meta(meta));
         }
         let outcome = match connection
             .peer()
@@ -347,6 +392,11 @@ fn to_tool_result(result: Value) -> ToolResult {
             .and_then(Value::as_bool)
             .unwrap_or(false),
     }
+}
+
+/// Trace context (`traceparent`, `tracestate`) as a request's `params._meta`.
+fn request_meta(meta: serde_json::Map<String, Value>) -> rmcp::model::RequestMetaObject {
+    rmcp::model::RequestMetaObject(rmcp::model::MetaObject(meta))
 }
 
 /// A task aborted when its handle is dropped (the caller's future was cancelled).
