@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metrics;
 pub mod outbound;
 pub mod process;
+pub mod schema;
 pub mod server;
 pub mod telemetry;
 

@@ -7,6 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use aixrun::schema::Schema;
 use futures_util::FutureExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -75,12 +76,12 @@ struct Entry {
     tool: Tool,
     /// Compiled on the tool's first call: compiling (which validates the schema against the
     /// 2020-12 meta-schema) is most of a cold start's work otherwise.
-    validator: OnceLock<Result<jsonschema::Validator, String>>,
+    validator: OnceLock<Result<Schema, String>>,
     slots: Arc<Semaphore>,
 }
 
 impl Entry {
-    fn validator(&self) -> Result<&jsonschema::Validator, &str> {
+    fn validator(&self) -> Result<&Schema, &str> {
         self.validator
             .get_or_init(|| compile(&self.tool.input_schema))
             .as_ref()
@@ -88,15 +89,10 @@ impl Entry {
     }
 }
 
-/// Compiles a schema as 2020-12. The crate is built without remote retrieval, so a `$ref` to
-/// anything outside the schema fails here instead of being fetched.
-///
-/// `draft202012::new` is `options().with_draft(Draft202012).build()` compiled inside
-/// jsonschema, as `validator_for` (orchestrate's) is: calling the generic builder from here
-/// instantiated a second copy of every keyword's compiler and validator in this crate, about
-/// 0.8 MiB of each binary that links the registry.
-fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::draft202012::new(schema).map_err(|e| format!("input schema: {e}"))
+/// Compiles an input schema (2020-12 unless it names its draft); a `$ref` outside the schema
+/// fails here instead of being fetched.
+fn compile(schema: &Value) -> Result<Schema, String> {
+    Schema::compile(schema).map_err(|e| format!("input schema: {e}"))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -275,13 +271,12 @@ impl Registry {
         };
         let args = arguments.unwrap_or_default();
         let instance = Value::Object(args);
-        if let Some(error) = validator.iter_errors(&instance).next() {
-            let path = error.instance_path().to_string();
+        if let Err(invalid) = validator.validate(&instance) {
+            // The message never holds the failing value: it may be a secret, and it reaches logs.
             return Err(CallError::InvalidArguments {
                 tool: name.to_owned(),
-                path: if path.is_empty() { "/".into() } else { path },
-                // Masked: the failing value may be a secret, and the message reaches logs.
-                message: error.masked().to_string(),
+                path: invalid.path,
+                message: invalid.message,
             });
         }
         let Value::Object(args) = instance else {

@@ -120,9 +120,10 @@ pub(crate) fn find<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
 
 /// Whether the tool's input schema accepts `args` (the registry's check before each call).
 pub(crate) fn schema_accepts(tool: &Tool, args: &Value) -> bool {
-    jsonschema::validator_for(&tool.input_schema)
+    aixrun::schema::Schema::compile(&tool.input_schema)
         .expect("input schema compiles")
-        .is_valid(args)
+        .validate(args)
+        .is_ok()
 }
 
 /// Calls a tool as the registry would: the arguments must pass its input schema; a structured
@@ -135,7 +136,7 @@ pub(crate) async fn call(tools: &[Tool], name: &str, args: Value) -> Result<Tool
     };
     let output = (tool.handler)(args, CallContext::default()).await?;
     if let (Some(schema), Some(value)) = (&tool.output_schema, &output.structured) {
-        let validator = jsonschema::validator_for(schema).expect("output schema compiles");
+        let validator = aixrun::schema::Schema::compile(schema).expect("output schema compiles");
         if let Err(e) = validator.validate(value) {
             panic!("{name}: output {value} breaks its schema: {e}");
         }

@@ -248,7 +248,7 @@ fn agent(
         Some(n) => n,
     };
     if let Some(schema) = &a.output_schema
-        && let Err(e) = jsonschema::validator_for(schema)
+        && let Err(e) = aixrun::schema::Schema::compile(schema)
     {
         return Err(Problem::new(
             at.key("output_schema"),

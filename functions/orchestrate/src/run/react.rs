@@ -325,10 +325,8 @@ async fn one_call(
 fn check_structured(schema: &Value, text: &str) -> Result<Value, String> {
     let value: Value =
         serde_json::from_str(text.trim()).map_err(|e| format!("the answer is not JSON ({e})"))?;
-    let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
-    if let Some(error) = validator.iter_errors(&value).next() {
-        return Err(format!("at {}: {error}", error.instance_path()));
-    }
+    let schema = aixrun::schema::Schema::compile(schema)?;
+    schema.validate(&value).map_err(|e| e.to_string())?;
     Ok(value)
 }
 
