@@ -11,6 +11,7 @@ pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;
+pub mod probe;
 pub mod process;
 pub mod schema;
 pub mod server;
@@ -32,11 +33,18 @@ pub use server::{App, Function};
 /// Runs a function: reads the environment (`.env` beneath it locally), starts logging and the
 /// async runtime, resolves `sm://` secrets, lets `setup` add the function's routes and
 /// services, then serves until SIGTERM. Any start-up problem is one line on stderr and a non-zero exit (2 for config).
+///
+/// `FUNCTION probe URL ...` instead runs one readiness check ([`probe`]) and exits: every
+/// function's binary is its own container health check.
 pub fn run<F, Fut>(function: Function, setup: F) -> ExitCode
 where
     F: FnOnce(App) -> Fut,
     Fut: Future<Output = Result<App, StartupError>>,
 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "probe") {
+        return probe::main(function.name, &args[1..]);
+    }
     crypto::install_provider();
     let result = Env::load().and_then(|env| {
         let config = RuntimeConfig::from_env(&env, std::io::stdout().is_terminal())?;

@@ -2,7 +2,6 @@
 //! one URL from the command line.
 
 pub mod config;
-pub mod probe;
 pub mod target;
 
 use std::process::ExitCode;
@@ -14,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use crate::target::{DependencyMetrics, TargetLabels};
 
 /// Command-line usage.
-pub const USAGE: &str = "usage: health [serve]\n       health probe URL [--grpc] [--timeout 2s]";
+pub const USAGE: &str = "usage: health [serve]\n       health probe URL [--grpc] [--timeout 2s] [--id-token] [--audience AUDIENCE]";
 
 const FUNCTION: Function = Function {
     name: "health",
@@ -28,6 +27,11 @@ pub fn serve() -> ExitCode {
 
 fn setup(mut app: App) -> Result<App, aixrun::StartupError> {
     let config = config::AggregatorConfig::from_env(app.env())?;
+    for t in &config.targets {
+        if let Some(token) = &t.id_token {
+            tracing::info!(name = %t.name, audience = %token.audience, "checked with ID tokens");
+        }
+    }
     let up = Family::<TargetLabels, Gauge>::default();
     let latency = Family::new_with_constructor(aixrun::metrics::duration_histogram as fn() -> _);
     let registry = app.registry_mut();
@@ -53,7 +57,7 @@ fn setup(mut app: App) -> Result<App, aixrun::StartupError> {
             .add_check_with_timeout(name, config.critical, bound, move || {
                 let target = target.clone();
                 let metrics = metrics.clone();
-                async move { target.check_recorded(timeout, &metrics).await }
+                async move { crate::target::check_recorded(&target, timeout, &metrics).await }
             });
     }
     Ok(app)

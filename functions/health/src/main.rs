@@ -1,5 +1,6 @@
-//! `health`: `health [serve]` runs the aggregator; `health probe URL [--grpc] [--timeout 2s]`
-//! checks one URL and exits 0 or 1.
+//! `health`: `health [serve]` runs the aggregator; `health probe URL [--grpc] [--timeout 2s]
+//! [--id-token] [--audience A]` checks one URL and exits 0 or 1 (as every function's binary
+//! does: `aixrun::probe`).
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("serve") => health::serve(),
-        Some("probe") => health::probe::main(&args[1..]),
+        Some("probe") => aixrun::probe::main("health", &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}", health::USAGE);
             ExitCode::SUCCESS
