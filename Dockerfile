@@ -46,7 +46,8 @@ ENV HOST=0.0.0.0 \
     PORT=8080 \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 EXPOSE 8080
-# nobody:nogroup, numeric: there is no /etc/passwd to resolve a name in.
+# 65532 (distroless "nonroot", as the Knative manifests' runAsUser), numeric: there is no
+# /etc/passwd to resolve a name in.
 USER 65532:65532
 # No shell in the image: the function's own binary checks its readiness (`FUNCTION probe`).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
