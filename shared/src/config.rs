@@ -24,7 +24,7 @@ pub const K_REVISION: &str = "K_REVISION";
 pub const K_CONFIGURATION: &str = "K_CONFIGURATION";
 /// `LOG_LEVEL`: trace, debug, info, warn or error.
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
-/// `RUST_LOG`: tracing filter directives; wins over `LOG_LEVEL` when set.
+/// `RUST_LOG`: `target=level` filter directives; wins over `LOG_LEVEL` when set.
 pub const RUST_LOG: &str = "RUST_LOG";
 /// `LOG_FORMAT`: json (Cloud Logging) or text.
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -795,14 +795,14 @@ impl RuntimeConfig {
         };
         let rust_log = env.get(RUST_LOG).map(str::to_owned);
         if let Some(raw) = &rust_log {
-            tracing_subscriber::EnvFilter::builder()
-                .parse(raw)
+            raw.parse::<tracing_subscriber::filter::Targets>()
                 .map_err(|e| {
                     ConfigError::new(
                         RUST_LOG,
                         raw,
                         e.to_string(),
-                        "tracing directives such as info,aixrun=debug",
+                        "comma-separated target=level directives such as info,aixrun=debug \
+                         (span and field filters are not supported)",
                     )
                 })?;
         }
@@ -1022,6 +1022,15 @@ mod tests {
             .auth;
         auth.read_secrets(&Env::from_pairs([("AUTH_API_KEYS", "real-1, real-2")]));
         assert_eq!(auth.api_keys.keys(), ["real-1", "real-2"]);
+    }
+
+    #[test]
+    fn rust_log_takes_target_directives_only() {
+        let c = cfg(&[("RUST_LOG", "warn,aixrun=debug,h2=off")]).unwrap();
+        assert_eq!(c.rust_log.as_deref(), Some("warn,aixrun=debug,h2=off"));
+        let e = cfg(&[("RUST_LOG", "info,[request{id=1}]=debug")]).unwrap_err();
+        assert_eq!(e.var, "RUST_LOG");
+        assert!(e.to_string().contains("span and field filters"), "{e}");
     }
 
     #[test]

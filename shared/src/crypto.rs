@@ -35,6 +35,13 @@ pub fn install_provider() {
     let _ = JWT_PROVIDER.install_default();
 }
 
+/// TLS of a gRPC client channel to a public endpoint: the system's trust store (the
+/// `SSL_CERT_FILE` bundle in the images), the one reqwest's verifier reads too, so gRPC and
+/// HTTP calls trust the same roots.
+pub fn grpc_client_tls() -> tonic::transport::ClientTlsConfig {
+    tonic::transport::ClientTlsConfig::new().with_native_roots()
+}
+
 /// jsonwebtoken's provider: verification of RS256 and ES256 on ring, no signing.
 static JWT_PROVIDER: JwtProvider = JwtProvider {
     signer_factory: no_signer,

@@ -7,7 +7,7 @@ mod request;
 mod trace_context;
 
 use serde_json::{Map, Value};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -35,7 +35,7 @@ const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
 /// The filter: `RUST_LOG` when set, else `LOG_LEVEL` for everything, with the chatty crates
 /// held at their quiet level (or the global one, whichever is less verbose).
-pub fn filter(config: &RuntimeConfig) -> EnvFilter {
+pub fn filter(config: &RuntimeConfig) -> Targets {
     let directives = config.rust_log.clone().unwrap_or_else(|| {
         let rank = |l: &str| LEVELS.iter().position(|x| *x == l).unwrap_or(2);
         let global = config.log_level.as_str();
@@ -50,9 +50,10 @@ pub fn filter(config: &RuntimeConfig) -> EnvFilter {
         }
         d
     });
-    EnvFilter::builder()
-        .parse(&directives)
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+    // `RUST_LOG` was parsed at config time: a failure here can only be a bug of ours.
+    directives
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// Installs the global subscriber writing to stdout, with the OpenTelemetry layer when a

@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 use crate::gcp::idtoken::{IdTokens, default_audience};
 use crate::outbound::{Call, Request, StatusCode, Url};
 
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -228,7 +228,7 @@ async fn grpc_serving(
         .timeout(timeout);
     if url.starts_with("https://") {
         endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
+            .tls_config(crate::crypto::grpc_client_tls())
             .map_err(|e| format!("TLS: {e}"))?;
     }
     let host = endpoint.uri().host().unwrap_or_default().to_owned();

@@ -47,7 +47,7 @@ pub(super) fn processor(
                 .timeout(config.timeout);
             if config.endpoint.starts_with("https://") {
                 endpoint = endpoint
-                    .tls_config(tonic::transport::ClientTlsConfig::new().with_webpki_roots())
+                    .tls_config(crate::crypto::grpc_client_tls())
                     .map_err(|e| format!("TLS: {e}"))?;
             }
             let metadata = tonic::metadata::MetadataMap::from_headers(header_map(&headers));

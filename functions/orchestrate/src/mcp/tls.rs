@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Where a server's TLS material lives. All optional: with none, `https` servers are checked
-/// against the public (webpki) roots and no client certificate is sent.
+/// against the system's roots and no client certificate is sent.
 #[derive(Clone, Default)]
 pub struct TlsFiles {
     /// PEM CA certificate(s); when set, only these are trusted.
@@ -61,13 +61,12 @@ impl TlsFiles {
 }
 
 impl TlsMaterial {
-    /// tonic's TLS config: the CA alone when given, else the webpki roots.
+    /// tonic's TLS config: the CA alone when given, else the system's roots.
     pub(crate) fn tonic(&self) -> tonic::transport::ClientTlsConfig {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
-        let mut config = ClientTlsConfig::new();
-        config = match &self.ca {
-            Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
-            None => config.with_webpki_roots(),
+        let mut config = match &self.ca {
+            Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+            None => aixrun::crypto::grpc_client_tls(),
         };
         if let Some((cert, key)) = &self.identity {
             config = config.identity(Identity::from_pem(cert, key));
