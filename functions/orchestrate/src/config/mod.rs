@@ -77,6 +77,12 @@ pub async fn load_with_secrets(
     let fail = failing(&name);
     let interpolated =
         interpolate::interpolate(&text, env).map_err(|e| fail(e.line, e.column, &e.problem))?;
+    // Most files hold no reference: their YAML is parsed once, by `parse` (parsing is most of
+    // orchestrate's start-up instructions). A reference can only be spelled with `sm://` in
+    // the text, or through a double-quoted escape.
+    if !secrets::may_hold_references(&interpolated.text) {
+        return Ok(parse(&name, &text, env)?);
+    }
     let doc = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&interpolated.text) {
         Ok(doc) => doc,
         // Not YAML: `parse` says where.
@@ -102,9 +108,7 @@ pub async fn load_with_secrets(
         .collect();
     let values = aixrun::gcp::secrets::fetch(env, metadata_base, &named).await?;
     let values: Vec<_> = refs.into_iter().map(|(p, _, _)| p).zip(values).collect();
-    Ok(parse_with(&name, &text, env, |doc| {
-        secrets::substitute(doc, &values)
-    })?)
+    Ok(parse_with(&name, &text, env, &values)?)
 }
 
 fn read(env: &Env) -> Result<(String, String), ConfigError> {
@@ -137,16 +141,16 @@ fn failing(name: &str) -> impl Fn(usize, usize, &str) -> ConfigError + '_ {
 
 /// Parses `text` (named `name` in messages).
 pub fn parse(name: &str, text: &str, env: &Env) -> Result<Orchestration, ConfigError> {
-    parse_with(name, text, env, |_| {})
+    parse_with(name, text, env, &[])
 }
 
-/// Parses `text`; when `secrets` changes the document (resolved `sm://` values), the file is
+/// Parses `text` with each resolved `sm://` value of `secrets` put in its place; the file is
 /// still checked as written first, so that every error points into it.
 fn parse_with(
     name: &str,
     text: &str,
     env: &Env,
-    secrets: impl FnOnce(&mut serde_yaml_ng::Value),
+    secrets: &[(locate::Path, aixrun::gcp::secrets::SecretValue)],
 ) -> Result<Orchestration, ConfigError> {
     let fail = failing(name);
     let interpolated =
@@ -165,13 +169,12 @@ fn parse_with(
             let message = message.split(" at line ").next().unwrap_or(&message);
             fail(line, column, message)
         })?;
-        let mut doc: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(text).map_err(|e| fail(1, 1, &e.to_string()))?;
-        let before = doc.clone();
-        secrets(&mut doc);
-        if doc == before {
+        if secrets.is_empty() {
             file
         } else {
+            let mut doc: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(text).map_err(|e| fail(1, 1, &e.to_string()))?;
+            secrets::substitute(&mut doc, secrets);
             // Strings replaced by strings: the shape checked above is unchanged.
             serde_yaml_ng::from_value(doc).map_err(|e| fail(1, 1, &e.to_string()))?
         }

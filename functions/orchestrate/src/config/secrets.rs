@@ -12,6 +12,12 @@ use super::locate::{Path, Seg};
 /// A reference found: where, as written, parsed.
 pub(super) type Found = (Path, String, SecretRef);
 
+/// Whether YAML `text` may hold an `sm://` value: written out, or hidden in a double-quoted
+/// scalar's escapes (`"sm\x3a//..."`).
+pub(super) fn may_hold_references(text: &str) -> bool {
+    text.contains("sm://") || text.contains('\\')
+}
+
 /// Every string scalar of `doc` that is an `sm://` reference, with its path; a malformed one
 /// is its path and the problem.
 pub(super) fn references(doc: &Value) -> Result<Vec<Found>, (Path, String)> {
@@ -118,5 +124,16 @@ mod tests {
         let (path, problem) = references(&bad).unwrap_err();
         assert_eq!(path.to_string(), "a[0]");
         assert!(problem.contains("must be 1 to 255"), "{problem}");
+    }
+
+    #[test]
+    fn only_text_that_may_hold_a_reference_is_searched() {
+        assert!(!may_hold_references(super::super::BUNDLED));
+        assert!(may_hold_references("key: sm://k"));
+        // An escaped reference is still one: the document is searched.
+        let text = "key: \"sm\\x3a//k\"";
+        assert!(may_hold_references(text));
+        let doc: Value = serde_yaml_ng::from_str(text).unwrap();
+        assert_eq!(references(&doc).unwrap().len(), 1);
     }
 }
