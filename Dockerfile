@@ -8,6 +8,8 @@
 # and the host's CA bundle, copied to target/container/ca-certificates.crt (.ci/containers.sh
 # does both). FUNCTION is orchestrate, mcp-tool or health. The image runs as a numeric
 # non-root user, binds 0.0.0.0:$PORT (8080) and checks itself with its own binary's `probe`.
+# FEATURES adds cargo features: `--build-arg FEATURES=local-tools` gives orchestrate mcp-tool's
+# tools in process (transport local), for a one-service deployment.
 
 ARG FUNCTION=mcp-tool
 
@@ -15,6 +17,7 @@ ARG FUNCTION=mcp-tool
 # rust:1.95-bookworm (Debian 12, ca-certificates included), pinned by digest.
 FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS builder
 ARG FUNCTION
+ARG FEATURES=""
 # musl-gcc compiles mimalloc's C for the musl target (bookworm's musl 1.2.3).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends musl-tools=1.2.3-1 \
@@ -25,6 +28,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --target x86_64-unknown-linux-musl -p "${FUNCTION}" \
+       --features "${FEATURES}" \
     && cp "target/x86_64-unknown-linux-musl/release/${FUNCTION}" /app
 
 # --- what every function image is ----------------------------------------------------------

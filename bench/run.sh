@@ -8,4 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # functions' and measure binaries that never ship.
 cargo build --release -p orchestrate -p mcp-tool -p health
 cargo build --release -p bench --bin startup-bench --bin floor
+# orchestrate starts on the configuration it is deployed with (tools over gRPC; the default
+# build has no local tools for the bundled example). Nothing is dialled before the port opens.
+export ORCHESTRATE_CONFIG=${ORCHESTRATE_CONFIG:-knative/base/orchestrate-config.yaml}
+export MCP_TOOL_URL=${MCP_TOOL_URL:-http://127.0.0.1:9}
 target/release/startup-bench "$@"

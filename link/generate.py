@@ -62,6 +62,9 @@ def executed(binary, work):
     port = free_port()
     out = os.path.join(work, os.path.basename(binary) + ".callgrind")
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", LOG_FORMAT="json", LOG_LEVEL="info")
+    # orchestrate on its deployed configuration, as bench/run.sh starts it.
+    env.setdefault("ORCHESTRATE_CONFIG", os.path.join(ROOT, "knative/base/orchestrate-config.yaml"))
+    env.setdefault("MCP_TOOL_URL", "http://127.0.0.1:9")
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--dump-instr=yes", f"--callgrind-out-file={out}", binary],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

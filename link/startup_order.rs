@@ -1,4 +1,5 @@
-// Included by every function's build.rs (`include!`): links the package's binaries with
+// Included by every function's build.rs (`include!`): links the package's release binaries with
+// identical code folding and, on gnu, with
 // `link/startup.order`, so that the functions that run before the port opens sit together at
 // the start of .text. Measured on orchestrate: idle RSS 8.8 -> 6.0 MiB (start-up touched 80 of
 // the 160 64 KiB windows of .text that the kernel maps per page fault, now a handful) and
@@ -12,6 +13,14 @@ fn link_startup_order() {
     println!("cargo:rerun-if-changed={}", order.display());
     let target = std::env::var("TARGET").unwrap_or_default();
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    // Identical code folding: functions (and relocation-free read-only constants) with the same
+    // bytes are kept once (orchestrate: -0.09 MiB). Sound for Rust, which promises no distinct
+    // addresses for functions; lld leaves writable data (statics with interior mutability,
+    // vtables, anything relocated) alone. `--icf=safe` folds nothing here: rustc's objects
+    // carry no address-significance tables.
+    if release && target.starts_with("x86_64-unknown-linux-") {
+        println!("cargo:rustc-link-arg-bins=-Wl,--icf=all");
+    }
     if target == "x86_64-unknown-linux-gnu" && release && order.exists() {
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",

@@ -129,7 +129,9 @@ fn connect(
             let _ = (env, metrics);
             return Err(mcp::McpError::Config {
                 server: server.name.clone(),
-                problem: "transport local needs orchestrate built with the local-tools feature"
+                problem: "transport local (mcp-tool's tools in process, as in the bundled example) \
+                          is left out of this build: build orchestrate with `--features local-tools`, \
+                          or reach mcp-tool with transport grpc or http"
                     .into(),
             });
         }

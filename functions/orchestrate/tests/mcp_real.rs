@@ -8,6 +8,7 @@ use std::time::Duration;
 use e2e::TestApp;
 use orchestrate::mcp::grpc::GrpcServer;
 use orchestrate::mcp::http::{Era, HttpServer};
+#[cfg(feature = "local-tools")]
 use orchestrate::mcp::local::LocalServer;
 use orchestrate::mcp::tls::TlsFiles;
 use orchestrate::mcp::{Catalog, McpError, McpServer};
@@ -80,6 +81,7 @@ async fn http_speaks_2025_11_25_when_told() {
     assert_eq!(server.era(), Some(Era::Legacy));
 }
 
+#[cfg(feature = "local-tools")]
 #[tokio::test]
 async fn local_registry_lists_and_calls_echo() {
     let env = aixrun::Env::from_pairs([("MCP_TOOLS", "echo")]);
