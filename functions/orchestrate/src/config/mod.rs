@@ -81,12 +81,12 @@ pub async fn load_with_secrets(
     // orchestrate's start-up instructions). A reference can only be spelled with `sm://` in
     // the text, or through a double-quoted escape.
     if !secrets::may_hold_references(&interpolated.text) {
-        return Ok(parse(&name, &text, env)?);
+        return Ok(parse_interpolated(&name, &interpolated, env, &[])?);
     }
     let doc = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&interpolated.text) {
         Ok(doc) => doc,
-        // Not YAML: `parse` says where.
-        Err(_) => return Ok(parse(&name, &text, env)?),
+        // Not YAML: `parse_interpolated` says where.
+        Err(_) => return Ok(parse_interpolated(&name, &interpolated, env, &[])?),
     };
     let refs = secrets::references(&doc).map_err(|(path, problem)| {
         let (line, column) = locate::locate(&interpolated.text, &path)
@@ -94,7 +94,7 @@ pub async fn load_with_secrets(
         fail(line, column, &format!("{path}: {problem}"))
     })?;
     if refs.is_empty() {
-        return Ok(parse(&name, &text, env)?);
+        return Ok(parse_interpolated(&name, &interpolated, env, &[])?);
     }
     let named: Vec<_> = refs
         .iter()
@@ -108,7 +108,7 @@ pub async fn load_with_secrets(
         .collect();
     let values = aixrun::gcp::secrets::fetch(env, metadata_base, &named).await?;
     let values: Vec<_> = refs.into_iter().map(|(p, _, _)| p).zip(values).collect();
-    Ok(parse_with(&name, &text, env, &values)?)
+    Ok(parse_interpolated(&name, &interpolated, env, &values)?)
 }
 
 fn read(env: &Env) -> Result<(String, String), ConfigError> {
@@ -141,20 +141,20 @@ fn failing(name: &str) -> impl Fn(usize, usize, &str) -> ConfigError + '_ {
 
 /// Parses `text` (named `name` in messages).
 pub fn parse(name: &str, text: &str, env: &Env) -> Result<Orchestration, ConfigError> {
-    parse_with(name, text, env, &[])
+    let interpolated = interpolate::interpolate(text, env)
+        .map_err(|e| failing(name)(e.line, e.column, &e.problem))?;
+    parse_interpolated(name, &interpolated, env, &[])
 }
 
-/// Parses `text` with each resolved `sm://` value of `secrets` put in its place; the file is
-/// still checked as written first, so that every error points into it.
-fn parse_with(
+/// Parses the interpolated file with each resolved `sm://` value of `secrets` put in its
+/// place; the file is still checked as written first, so that every error points into it.
+fn parse_interpolated(
     name: &str,
-    text: &str,
+    interpolated: &interpolate::Interpolated,
     env: &Env,
     secrets: &[(locate::Path, aixrun::gcp::secrets::SecretValue)],
 ) -> Result<Orchestration, ConfigError> {
     let fail = failing(name);
-    let interpolated =
-        interpolate::interpolate(text, env).map_err(|e| fail(e.line, e.column, &e.problem))?;
     let text = &interpolated.text;
     let file: FileConfig = if text.trim().is_empty() {
         FileConfig::default()
