@@ -7,8 +7,8 @@
 // where rust-lld (the default linker since Rust 1.90) knows the option; names that the build
 // no longer has are ignored.
 
-/// Emits the link arguments for the package's binaries.
-fn link_startup_order() {
+/// Emits the release link arguments for the package's binaries: ICF, and the start-up order.
+fn link_release_binaries() {
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../link/startup.order");
     println!("cargo:rerun-if-changed={}", order.display());
     let target = std::env::var("TARGET").unwrap_or_default();

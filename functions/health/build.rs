@@ -3,5 +3,5 @@
 include!("../../link/startup_order.rs");
 
 fn main() {
-    link_startup_order();
+    link_release_binaries();
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 include!("../../link/startup_order.rs");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    link_startup_order();
+    link_release_binaries();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let proto = root.join("mcp.proto");
     println!("cargo:rerun-if-changed={}", proto.display());
