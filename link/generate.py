@@ -2,7 +2,11 @@
 """Regenerates link/startup.order, the functions every function binary runs from exec until it
 has answered its first GET /health/ready, which the release link lays out first in .text.
 
-Usage: link/generate.py [--no-build] [--target-dir DIR]
+Usage: link/generate.py [--no-build] [--target-dir DIR] [--target x86_64-unknown-linux-musl]
+
+Symbol names carry a hash that differs between targets, so each target has its own file:
+link/startup.order for x86_64-unknown-linux-gnu (the default; tests and benchmarks), and
+link/startup.musl.order for x86_64-unknown-linux-musl (the static binaries the images ship).
 
 Builds the release binaries with symbols kept (RUSTFLAGS="-C strip=none": the release profile
 is unchanged, so symbol names are the ones the real build links), runs each under callgrind
@@ -21,7 +25,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARIES = ["orchestrate", "mcp-tool", "health"]
-OUT = os.path.join(ROOT, "link", "startup.order")
+GNU = "x86_64-unknown-linux-gnu"
+OUT = {GNU: "startup.order", "x86_64-unknown-linux-musl": "startup.musl.order"}
 HEADER = """\
 # Functions that run from exec until the first answered GET /health/ready, in orchestrate,
 # mcp-tool and health: the release link places them first in .text (rust-lld
@@ -32,14 +37,21 @@ HEADER = """\
 """
 
 
-def build(target_dir):
+def build(target_dir, target):
     env = dict(os.environ)
     # RUSTFLAGS replaces the target's rustflags from .cargo/config.toml: repeat them.
     env["RUSTFLAGS"] = "-C strip=none -C link-arg=-Wl,-z,pack-relative-relocs"
+    # The gnu build is the host build that tests and benchmarks make: no --target, which would
+    # give it other symbol hashes.
+    targeted = [] if target == GNU else ["--target", target]
     subprocess.run(
         ["cargo", "build", "--release", "-p", "orchestrate", "-p", "mcp-tool", "-p", "health",
-         "--target-dir", target_dir],
+         "--target-dir", target_dir] + targeted,
         cwd=ROOT, env=env, check=True)
+
+
+def release_dir(target_dir, target):
+    return os.path.join(target_dir, "release" if target == GNU else os.path.join(target, "release"))
 
 
 def free_port():
@@ -125,20 +137,25 @@ def main():
     target_dir = os.path.join(ROOT, "target", "startup-order")
     if "--target-dir" in args:
         target_dir = os.path.abspath(args[args.index("--target-dir") + 1])
+    target = args[args.index("--target") + 1] if "--target" in args else GNU
+    if target not in OUT:
+        sys.exit(f"--target {target}: expected one of {', '.join(OUT)}")
+    out = os.path.join(ROOT, "link", OUT[target])
     if "--no-build" not in args:
-        build(target_dir)
+        build(target_dir, target)
     work = os.path.join(target_dir, "callgrind")
     os.makedirs(work, exist_ok=True)
     names = set()
     for name in BINARIES:
-        binary = os.path.join(target_dir, "release", name)
+        binary = os.path.join(release_dir(target_dir, target), name)
         found = functions(binary, executed(binary, work))
         print(f"{name}: {len(found)} functions", file=sys.stderr)
         names |= found
-    with open(OUT, "w") as f:
+    with open(out, "w") as f:
         f.write(HEADER)
+        f.write(f"# Target: {target}.\n")
         f.writelines(n + "\n" for n in sorted(names))
-    print(f"{OUT}: {len(names)} functions", file=sys.stderr)
+    print(f"{out}: {len(names)} functions", file=sys.stderr)
 
 
 if __name__ == "__main__":
