@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerates link/startup.order, the functions every function binary runs from exec until it
-has answered its first GET /health/ready, which the release link lays out first in .text.
+"""Regenerates a target's start-up order (link/startup.order, link/startup.musl.order): the
+functions every function binary runs from exec until it has answered its first
+GET /health/ready, which the release link lays out first in .text.
 
 Usage: link/generate.py [--no-build] [--target-dir DIR] [--target x86_64-unknown-linux-musl]
 
@@ -51,7 +52,9 @@ def build(target_dir, target):
 
 
 def release_dir(target_dir, target):
-    return os.path.join(target_dir, "release" if target == GNU else os.path.join(target, "release"))
+    if target == GNU:
+        return os.path.join(target_dir, "release")
+    return os.path.join(target_dir, target, "release")
 
 
 def free_port():

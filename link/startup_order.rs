@@ -10,14 +10,19 @@
 /// Emits the release link arguments for the package's binaries: ICF, and the start-up order.
 fn link_release_binaries() {
     let target = std::env::var("TARGET").unwrap_or_default();
-    let file = match target.as_str() {
-        "x86_64-unknown-linux-gnu" => "startup.order",
-        "x86_64-unknown-linux-musl" => "startup.musl.order",
-        _ => "",
-    };
-    let link = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../link");
-    let order = link.join(file);
-    println!("cargo:rerun-if-changed={}", order.display());
+    let order = match target.as_str() {
+        "x86_64-unknown-linux-gnu" => Some("startup.order"),
+        "x86_64-unknown-linux-musl" => Some("startup.musl.order"),
+        _ => None,
+    }
+    .map(|file| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../link")
+            .join(file)
+    });
+    if let Some(order) = &order {
+        println!("cargo:rerun-if-changed={}", order.display());
+    }
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     // Identical code folding: functions (and relocation-free read-only constants) with the same
     // bytes are kept once (orchestrate: -0.09 MiB). Sound for Rust, which promises no distinct
@@ -27,7 +32,7 @@ fn link_release_binaries() {
     if release && target.starts_with("x86_64-unknown-linux-") {
         println!("cargo:rustc-link-arg-bins=-Wl,--icf=all");
     }
-    if !file.is_empty() && release && order.exists() {
+    if let Some(order) = order.filter(|order| release && order.exists()) {
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
             order.display()
