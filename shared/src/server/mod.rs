@@ -313,13 +313,18 @@ impl App {
         if let Some(verifier) = auth::Verifier::new(&self.config.auth, self.function.name) {
             router = router.layer(from_fn_with_state(verifier, auth::authenticate));
         }
-        router
+        let routed = router
             // Per route, so the route template is known; gRPC calls are skipped here and
             // counted by the gRPC metrics layer instead.
             .layer(from_fn_with_state(
                 self.metrics.clone(),
                 metrics::record_http,
-            ))
+            ));
+        // The layers that need no route are applied once, around the whole router, not by
+        // `Router::layer`, which copies a layer into every route (building health's router
+        // took 261K instructions with those copies, 202K without).
+        Router::new()
+            .fallback_service(routed)
             // Before any route or function layer: refused requests never reach them, and
             // preflights from allowed origins are answered here.
             .layer(from_fn_with_state(guard, access::guard))
