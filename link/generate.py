@@ -27,7 +27,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARIES = ["orchestrate", "mcp-tool", "health"]
 GNU = "x86_64-unknown-linux-gnu"
-OUT = {GNU: "startup.order", "x86_64-unknown-linux-musl": "startup.musl.order"}
+MUSL = "x86_64-unknown-linux-musl"
+OUT = {GNU: "startup.order", MUSL: "startup.musl.order"}
+# Each target's rustflags in .cargo/config.toml.
+RUSTFLAGS = {
+    GNU: "-C link-arg=-Wl,-z,pack-relative-relocs",
+    MUSL: "-C relocation-model=static",
+}
 HEADER = """\
 # Functions that run from exec until the first answered GET /health/ready, in orchestrate,
 # mcp-tool and health: the release link places them first in .text (rust-lld
@@ -40,8 +46,9 @@ HEADER = """\
 
 def build(target_dir, target):
     env = dict(os.environ)
-    # RUSTFLAGS replaces the target's rustflags from .cargo/config.toml: repeat them.
-    env["RUSTFLAGS"] = "-C strip=none -C link-arg=-Wl,-z,pack-relative-relocs"
+    # RUSTFLAGS replaces the target's rustflags from .cargo/config.toml: repeat them (they
+    # are part of the symbol hashes).
+    env["RUSTFLAGS"] = "-C strip=none " + RUSTFLAGS[target]
     # The gnu build is the host build that tests and benchmarks make: no --target, which would
     # give it other symbol hashes.
     targeted = [] if target == GNU else ["--target", target]
