@@ -23,17 +23,12 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARIES = ["orchestrate", "mcp-tool", "health"]
 GNU = "x86_64-unknown-linux-gnu"
-MUSL = "x86_64-unknown-linux-musl"
-OUT = {GNU: "startup.order", MUSL: "startup.musl.order"}
-# Each target's rustflags in .cargo/config.toml.
-RUSTFLAGS = {
-    GNU: "-C link-arg=-Wl,-z,pack-relative-relocs",
-    MUSL: "-C relocation-model=static",
-}
+OUT = {GNU: "startup.order", "x86_64-unknown-linux-musl": "startup.musl.order"}
 HEADER = """\
 # Functions that run from exec until the first answered GET /health/ready, in orchestrate,
 # mcp-tool and health: the release link places them first in .text (rust-lld
@@ -46,9 +41,11 @@ HEADER = """\
 
 def build(target_dir, target):
     env = dict(os.environ)
-    # RUSTFLAGS replaces the target's rustflags from .cargo/config.toml: repeat them (they
-    # are part of the symbol hashes).
-    env["RUSTFLAGS"] = "-C strip=none " + RUSTFLAGS[target]
+    # RUSTFLAGS replaces the target's rustflags from .cargo/config.toml: repeat them, so that
+    # the profiled code is the code that ships.
+    with open(os.path.join(ROOT, ".cargo", "config.toml"), "rb") as f:
+        rustflags = tomllib.load(f)["target"][target]["rustflags"]
+    env["RUSTFLAGS"] = " ".join(["-C", "strip=none"] + rustflags)
     # The gnu build is the host build that tests and benchmarks make: no --target, which would
     # give it other symbol hashes.
     targeted = [] if target == GNU else ["--target", target]
