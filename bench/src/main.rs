@@ -1,7 +1,9 @@
 //! Start-up, memory and size of server binaries, against the std-only `floor` as baseline.
 //!
 //! For each `NAME=PATH`: the time from exec to the first `200` from `GET /health/ready` (median and
-//! p90 over `--runs` cold starts), VmRSS once idle and again after 1,000 requests, and file size.
+//! p90 over `--runs` cold starts), the CPU time and page faults the process had used by then
+//! (medians; on a small VM start-up is mostly the kernel's work, and page faults its largest
+//! part), VmRSS once idle and again after 1,000 requests, and file size.
 //! Prints a Markdown table on stdout; progress and errors go to stderr.
 
 use std::env;
@@ -43,8 +45,19 @@ struct Stats {
     p90: Duration,
 }
 
+/// One cold start: wall time until ready, and what the process had consumed by then.
+struct Sample {
+    wall: Duration,
+    /// On-CPU time of all its threads, user and kernel (`/proc/PID/task/*/schedstat`).
+    cpu: Duration,
+    /// Minor and major page faults (`/proc/PID/stat`).
+    faults: u64,
+}
+
 struct Measurement {
     start: Stats,
+    cpu: Duration,
+    faults: u64,
     idle_rss_kib: u64,
     loaded_rss_kib: u64,
     size_bytes: u64,
@@ -161,25 +174,68 @@ fn measure(target: &Target, runs: usize) -> Result<Measurement, String> {
     let mut samples = Vec::with_capacity(runs);
     for run in 1..=runs {
         // A binary that misses the 10 s deadline once is broken; more runs would only add minutes.
-        let elapsed = cold_start(target).map_err(|e| format!("cold start {run}/{runs}: {e}"))?;
-        samples.push(elapsed);
+        let sample = cold_start(target).map_err(|e| format!("cold start {run}/{runs}: {e}"))?;
+        samples.push(sample);
     }
     let (idle_rss_kib, loaded_rss_kib) = memory(target).map_err(|e| format!("memory: {e}"))?;
+    let cpu = stats(samples.iter().map(|s| s.cpu).collect()).median;
+    let mut faults: Vec<u64> = samples.iter().map(|s| s.faults).collect();
+    faults.sort_unstable();
     Ok(Measurement {
-        start: stats(samples),
+        start: stats(samples.iter().map(|s| s.wall).collect()),
+        cpu,
+        faults: faults[faults.len() / 2],
         idle_rss_kib,
         loaded_rss_kib,
         size_bytes,
     })
 }
 
-/// Time from exec to the first `200` from `/health/ready`.
-fn cold_start(target: &Target) -> Result<Duration, String> {
+/// Time from exec to the first `200` from `/health/ready`, and the CPU time and page faults
+/// used by then (read a few microseconds after the answer, before the child is killed).
+fn cold_start(target: &Target) -> Result<Sample, String> {
     let port = free_port()?;
     let start = Instant::now();
     let mut server = Server::spawn(target, port)?;
     server.wait_ready(start + READY_TIMEOUT)?;
-    Ok(start.elapsed())
+    let wall = start.elapsed();
+    let (cpu, faults) = usage(server.pid())?;
+    Ok(Sample { wall, cpu, faults })
+}
+
+/// On-CPU time summed over the process's threads, and its page faults so far.
+fn usage(pid: u32) -> Result<(Duration, u64), String> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut cpu = Duration::ZERO;
+    for task in fs::read_dir(&tasks).map_err(|e| format!("reading {tasks}: {e}"))? {
+        let path = task.map_err(|e| format!("reading {tasks}: {e}"))?.path().join("schedstat");
+        // A thread that exits between the listing and the read has nothing left to count.
+        if let Ok(schedstat) = fs::read_to_string(&path) {
+            cpu += parse_schedstat(&schedstat)
+                .ok_or_else(|| format!("unexpected {}: {schedstat:?}", path.display()))?;
+        }
+    }
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    let faults = parse_faults(&stat).ok_or_else(|| format!("unexpected {path}: {stat:?}"))?;
+    Ok((cpu, faults))
+}
+
+/// The first field of `/proc/PID/task/TID/schedstat`: nanoseconds on the CPU.
+fn parse_schedstat(schedstat: &str) -> Option<Duration> {
+    let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// `minflt + majflt` from `/proc/PID/stat` (fields 10 and 12, proc(5)). The command name, field
+/// 2, may hold spaces and parentheses, so the fields are counted from its closing `)`.
+fn parse_faults(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state).
+    let minor: u64 = fields.get(10 - 3)?.parse().ok()?;
+    let major: u64 = fields.get(12 - 3)?.parse().ok()?;
+    Some(minor + major)
 }
 
 /// VmRSS in KiB once idle after ready, then after `LOAD_REQUESTS` requests.
@@ -425,10 +481,11 @@ fn print_header(runs: usize) {
 
 fn print_table(targets: &[Target], results: &[Result<Measurement, String>]) {
     println!(
-        "| binary | start median (ms) | start p90 (ms) | vs floor | idle RSS (MiB) | \
-         RSS after {LOAD_REQUESTS} req (MiB) | size (MiB) |"
+        "| binary | start median (ms) | start p90 (ms) | vs floor | CPU until ready (ms) | \
+         page faults until ready | idle RSS (MiB) | RSS after {LOAD_REQUESTS} req (MiB) | \
+         size (MiB) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // `with_baseline_first` put the floor in the first row.
     let floor = results
         .first()
@@ -442,18 +499,20 @@ fn print_table(targets: &[Target], results: &[Result<Measurement, String>]) {
         };
         match result {
             Ok(m) => println!(
-                "| {name} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.2} |",
+                "| {name} | {:.2} | {:.2} | {} | {:.2} | {} | {:.1} | {:.1} | {:.2} |",
                 millis(m.start.median),
                 millis(m.start.p90),
                 floor.map_or("-".to_owned(), |floor| format!(
                     "{:.1}x",
                     ratio(m.start.median, floor)
                 )),
+                millis(m.cpu),
+                m.faults,
                 m.idle_rss_kib as f64 / 1024.0,
                 m.loaded_rss_kib as f64 / 1024.0,
                 m.size_bytes as f64 / MIB,
             ),
-            Err(_) => println!("| {name} | failed | - | - | - | - | - |"),
+            Err(_) => println!("| {name} | failed | - | - | - | - | - | - | - |"),
         }
     }
 }
@@ -561,6 +620,19 @@ mod tests {
     fn truncated_response_is_an_error() {
         let mut input: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nok";
         assert!(read_response(&mut input).is_err());
+    }
+
+    #[test]
+    fn parses_schedstat_and_faults() {
+        assert_eq!(
+            parse_schedstat("2284113 670021 14\n"),
+            Some(Duration::from_nanos(2_284_113))
+        );
+        assert_eq!(parse_schedstat(""), None);
+        // A command name with a space and a parenthesis; minflt 195, majflt 2.
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 195 0 2 0 1 0 0 0 20 0 3 0";
+        assert_eq!(parse_faults(stat), Some(197));
+        assert_eq!(parse_faults("4242 (short) S 1"), None);
     }
 
     #[test]
