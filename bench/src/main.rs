@@ -208,7 +208,10 @@ fn usage(pid: u32) -> Result<(Duration, u64), String> {
     let tasks = format!("/proc/{pid}/task");
     let mut cpu = Duration::ZERO;
     for task in fs::read_dir(&tasks).map_err(|e| format!("reading {tasks}: {e}"))? {
-        let path = task.map_err(|e| format!("reading {tasks}: {e}"))?.path().join("schedstat");
+        let path = task
+            .map_err(|e| format!("reading {tasks}: {e}"))?
+            .path()
+            .join("schedstat");
         // A thread that exits between the listing and the read has nothing left to count.
         if let Ok(schedstat) = fs::read_to_string(&path) {
             cpu += parse_schedstat(&schedstat)
