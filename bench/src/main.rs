@@ -181,10 +181,11 @@ fn measure(target: &Target, runs: usize) -> Result<Measurement, String> {
     let cpu = stats(samples.iter().map(|s| s.cpu).collect()).median;
     let mut faults: Vec<u64> = samples.iter().map(|s| s.faults).collect();
     faults.sort_unstable();
+    let faults = median(&faults, u64::midpoint);
     Ok(Measurement {
         start: stats(samples.iter().map(|s| s.wall).collect()),
         cpu,
-        faults: faults[faults.len() / 2],
+        faults,
         idle_rss_kib,
         loaded_rss_kib,
         size_bytes,
@@ -463,14 +464,19 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 /// Median and nearest-rank p90 of a non-empty sample.
 fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort_unstable();
-    let n = samples.len();
-    let median = if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2
-    };
-    let p90 = samples[(n * 9).div_ceil(10) - 1];
+    let median = median(&samples, |a, b| (a + b) / 2);
+    let p90 = samples[(samples.len() * 9).div_ceil(10) - 1];
     Stats { median, p90 }
+}
+
+/// The middle of a sorted, non-empty sample; `midpoint` of the middle two when its size is even.
+fn median<T: Copy>(sorted: &[T], midpoint: impl Fn(T, T) -> T) -> T {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        midpoint(sorted[n / 2 - 1], sorted[n / 2])
+    }
 }
 
 fn print_header(runs: usize) {

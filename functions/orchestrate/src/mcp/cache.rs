@@ -16,7 +16,8 @@ use super::{Arguments, McpError, McpServer, ToolList, ToolResult};
 /// How long a list stays fresh when the server gives no `ttlMs`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
-type Listing = Shared<BoxFuture<'static, Result<ToolList, McpError>>>;
+type ListingFuture = BoxFuture<'static, Result<ToolList, McpError>>;
+type Listing = Shared<ListingFuture>;
 
 /// `inner` with its tool list cached.
 pub struct CachedServer<S: ?Sized> {
@@ -31,7 +32,7 @@ struct State {
     /// The listing under way. Weak: when every caller waiting for it has gone (their runs
     /// cancelled), the request is dropped with them, and the next caller starts a new one
     /// rather than resuming an abandoned one.
-    listing: Option<WeakShared<BoxFuture<'static, Result<ToolList, McpError>>>>,
+    listing: Option<WeakShared<ListingFuture>>,
 }
 
 impl<S: McpServer + ?Sized + 'static> CachedServer<S> {
