@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tracing::Instrument as _;
 
@@ -23,13 +22,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::run::{Engine, Interruptions, RunEvent, RunSpec, lowered};
+use crate::run::{Engine, Envelope, Interruptions, RunSpec, lowered};
 
 /// A comment goes out when nothing else has for this long, so idle-timeout proxies keep the
 /// stream open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-/// Events buffered per streamed run before the run waits for the client.
-const EVENT_BUFFER: usize = 64;
 /// Taken off the request's deadline so that a run answers before the platform's 504.
 const MAX_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 /// The fields a run request may have.
@@ -67,18 +64,6 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::BadRequest, message)
 }
 
-/// Run ids: the process start time and a counter, unique per instance and cheap.
-fn run_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let epoch = EPOCH.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64)
-    });
-    format!("run-{epoch:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
 async fn run(
     State(api): State<Api>,
     deadline: Option<axum::Extension<Deadline>>,
@@ -114,7 +99,10 @@ async fn run(
         Err(error) => return error.into_response(),
     };
     if let Some(workflow) = api.engine.workflow(&spec.workflow)
-        && let Err(why) = api.models.workflow(workflow).await
+        && let Err(why) = api
+            .models
+            .workflow(workflow, &api.engine.orchestration)
+            .await
     {
         return ApiError::new(ErrorKind::Unavailable, why)
             .retry_after(5)
@@ -139,7 +127,9 @@ async fn run(
 
 /// A run as server-sent events: the run is a tracked task, cancelled when the body is dropped.
 fn streamed(api: Api, spec: RunSpec) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel(EVENT_BUFFER);
+    // Unbounded: the recorder never waits on a slow client, and what a run can send is bounded
+    // by its own budget.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let stop = Interruptions {
         cancel: cancel.clone(),
@@ -156,14 +146,14 @@ fn streamed(api: Api, spec: RunSpec) -> Response {
     let guard = cancel.drop_guard();
     // The stream ends when the run's task drops its sender, after run.finished; dropping the
     // stream (the client left) drops the guard, which cancels the run.
-    let events = futures_util::stream::unfold((rx, guard, 0u64), |(mut rx, guard, n)| async move {
-        let event: RunEvent = rx.recv().await?;
+    let events = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        let envelope: Envelope = rx.recv().await?;
         let sse = Event::default()
-            .event(event.name())
-            .id(n.to_string())
-            .json_data(&event)
+            .event(envelope.event.name())
+            .id(envelope.seq.to_string())
+            .json_data(&envelope)
             .unwrap_or_else(|_| Event::default().event("error").data("unencodable event"));
-        Some((Ok::<_, Infallible>(sse), (rx, guard, n + 1)))
+        Some((Ok::<_, Infallible>(sse), (rx, guard)))
     });
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
@@ -249,7 +239,7 @@ fn spec(
         },
     }
     Ok(RunSpec {
-        run_id: run_id(),
+        run_id: crate::run::run_id(),
         workflow,
         input,
         budget,
@@ -257,31 +247,83 @@ fn spec(
     })
 }
 
+/// Each workflow as a graph: its agents (nodes, with their role's settings) and edges (with
+/// their conditions), its entries and exit, and the workers its planners and supervisors use.
 async fn workflows(State(api): State<Api>) -> axum::Json<Value> {
     let orchestration = &api.engine.orchestration;
     let workflows: Vec<Value> = orchestration
         .workflows
         .values()
         .map(|w| {
+            let name = |i: usize| w.nodes[i].name.clone();
+            let workers: Vec<Value> = w
+                .agents(orchestration)
+                .into_iter()
+                .filter(|a| !w.nodes.iter().any(|n| n.name == a.name))
+                .map(|a| agent_json(a))
+                .collect();
             json!({
                 "name": w.name,
                 "description": w.description,
-                "agents": w.steps.iter().map(|a| json!({
-                    "name": a.name,
-                    "role": match a.role { crate::config::Role::React => "react", crate::config::Role::Logger => "logger" },
-                    "model": a.model.as_ref().map(|m| json!({
-                        "name": m.name,
-                        "model": m.model,
-                        "provider": m.endpoint.provider().name(),
-                    })),
-                    "mcp_servers": a.mcp_servers.iter().map(|s| json!({
-                        "name": s.name,
-                        "tools": s.tools,
-                    })).collect::<Vec<_>>(),
-                    "max_iterations": a.max_iterations,
+                "agents": w.nodes.iter().map(|a| agent_json(a)).collect::<Vec<_>>(),
+                "edges": w.edges.iter().map(|e| json!({
+                    "from": name(e.from),
+                    "to": name(e.to),
+                    "when": e.when,
                 })).collect::<Vec<_>>(),
+                "entries": (0..w.nodes.len())
+                    .filter(|&i| w.inputs(i).next().is_none())
+                    .map(name)
+                    .collect::<Vec<_>>(),
+                "exit": w.exit.map(name),
+                "workers": workers,
             })
         })
         .collect();
     axum::Json(json!({ "workflows": workflows }))
+}
+
+fn agent_json(a: &crate::config::Agent) -> Value {
+    use crate::config::Role;
+    let mut agent = json!({
+        "name": a.name,
+        "role": a.role.name(),
+        "model": a.model.as_ref().map(|m| json!({
+            "name": m.name,
+            "model": m.model,
+            "provider": m.endpoint.provider().name(),
+        })),
+        "mcp_servers": a.mcp_servers.iter().map(|s| json!({
+            "name": s.name,
+            "tools": s.tools,
+        })).collect::<Vec<_>>(),
+        "max_iterations": a.max_iterations,
+    });
+    let settings = match &a.role {
+        Role::Classifier(c) => json!({
+            "categories": c.categories.iter().map(|c| json!({
+                "name": c.name, "description": c.description, "keywords": c.keywords,
+            })).collect::<Vec<_>>(),
+            "confidence_threshold": c.confidence_threshold,
+            "multi_label": c.multi_label,
+            "fallback": c.fallback,
+            "keywords_first": c.keywords_first,
+        }),
+        Role::Aggregator(g) => json!({
+            "strategy": g.strategy.name(),
+            "source_weights": g.source_weights,
+            "vote_field": g.vote_field,
+        }),
+        Role::Planner(p) => json!({
+            "max_steps": p.max_steps,
+            "workers": p.workers,
+            "replan_on_failure": p.replan_on_failure,
+        }),
+        Role::Supervisor(s) => json!({"workers": s.workers, "max_rounds": s.max_rounds}),
+        Role::React | Role::Logger => Value::Null,
+    };
+    if !settings.is_null() {
+        agent[format!("{}_config", a.role.name())] = settings;
+    }
+    agent
 }

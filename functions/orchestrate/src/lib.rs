@@ -63,6 +63,7 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
     let engine = Arc::new(Engine {
         orchestration,
         tools: Arc::new(tools),
+        models: Arc::new(run::Endpoints),
         metrics,
         log_payloads,
     });

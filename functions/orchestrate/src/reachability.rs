@@ -30,14 +30,12 @@ impl Reachability {
     /// Every model service an agent of `orchestration` uses.
     pub fn new(orchestration: &Orchestration, ttl: Duration) -> Self {
         let mut models = BTreeMap::new();
-        for workflow in orchestration.workflows.values() {
-            for agent in &workflow.steps {
-                if let Some(service) = &agent.model {
-                    models.entry(service.name.clone()).or_insert_with(|| Entry {
-                        service: service.clone(),
-                        last: Mutex::new(None),
-                    });
-                }
+        for agent in orchestration.agents.values() {
+            if let Some(service) = &agent.model {
+                models.entry(service.name.clone()).or_insert_with(|| Entry {
+                    service: service.clone(),
+                    last: Mutex::new(None),
+                });
             }
         }
         Self { ttl, models }
@@ -66,9 +64,13 @@ impl Reachability {
         result
     }
 
-    /// The first model of `workflow` that cannot be reached, if any.
-    pub async fn workflow(&self, workflow: &Workflow) -> Result<(), String> {
-        for agent in &workflow.steps {
+    /// The first model of `workflow` (its workers' included) that cannot be reached, if any.
+    pub async fn workflow(
+        &self,
+        workflow: &Workflow,
+        orchestration: &Orchestration,
+    ) -> Result<(), String> {
+        for agent in workflow.agents(orchestration) {
             if let Some(service) = &agent.model {
                 self.check(&service.name).await?;
             }

@@ -43,28 +43,26 @@ impl Toolbox {
         // One ID-token cache for the process (model services share it): tokens are per
         // audience, not per client.
         let id_tokens = IdTokens::shared();
-        for workflow in orchestration.workflows.values() {
-            for agent in &workflow.steps {
-                let mut clients = Vec::new();
-                for server in &agent.mcp_servers {
-                    if !servers.contains_key(&server.name) {
-                        let client = connect(server, env, &id_tokens, metrics)
-                            .map_err(|e| StartupError::Other(e.to_string()))?;
-                        servers.insert(
-                            server.name.clone(),
-                            Configured {
-                                client: Arc::new(CachedServer::new(client, DEFAULT_LIST_TTL)),
-                                timeout: server.timeout,
-                                allowed: server.tools.clone(),
-                            },
-                        );
-                    }
-                    clients.push(servers[&server.name].client.clone());
+        for agent in orchestration.agents.values() {
+            let mut clients = Vec::new();
+            for server in &agent.mcp_servers {
+                if !servers.contains_key(&server.name) {
+                    let client = connect(server, env, &id_tokens, metrics)
+                        .map_err(|e| StartupError::Other(e.to_string()))?;
+                    servers.insert(
+                        server.name.clone(),
+                        Configured {
+                            client: Arc::new(CachedServer::new(client, DEFAULT_LIST_TTL)),
+                            timeout: server.timeout,
+                            allowed: server.tools.clone(),
+                        },
+                    );
                 }
-                catalogs
-                    .entry(agent.name.clone())
-                    .or_insert_with(|| Catalog::new(clients));
+                clients.push(servers[&server.name].client.clone());
             }
+            catalogs
+                .entry(agent.name.clone())
+                .or_insert_with(|| Catalog::new(clients));
         }
         Ok(Self { servers, catalogs })
     }

@@ -21,6 +21,23 @@ pub struct FileConfig {
     pub workflows: Vec<WorkflowFile>,
     /// Budgets and limits for every run.
     pub defaults: DefaultsFile,
+    /// The seed's top-level supervisor: an agent that delegates to every react agent of the
+    /// file, round by round, until it answers.
+    pub supervisor: Option<SupervisorFile>,
+}
+
+/// The seed's top-level `supervisor`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorFile {
+    /// Its name (an agent name).
+    pub name: String,
+    /// A `model_services` name, or `provider:model`.
+    pub model: String,
+    /// Its instructions, before the workers and the task.
+    pub prompt: Option<String>,
+    /// Most rounds (default 10).
+    pub max_rounds: Option<u32>,
 }
 
 /// How orchestrate reaches an MCP server.
@@ -149,7 +166,7 @@ pub struct ServiceConfigFile {
     pub think: Option<serde_json::Value>,
 }
 
-/// Every role the seed format knows; this release runs `react` and `logger`.
+/// Every role the seed format knows (`producer` is refused: work arrives as requests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleFile {
@@ -165,6 +182,8 @@ pub enum RoleFile {
     Producer,
     /// Records what it receives.
     Logger,
+    /// Delegates to its workers round by round until it answers.
+    Supervisor,
 }
 
 impl RoleFile {
@@ -177,6 +196,7 @@ impl RoleFile {
             Self::Planner => "planner",
             Self::Producer => "producer",
             Self::Logger => "logger",
+            Self::Supervisor => "supervisor",
         }
     }
 }
@@ -217,6 +237,36 @@ pub struct AgentFile {
     pub aggregator_config: Option<AggregatorConfigFile>,
     /// Planner settings.
     pub planner_config: Option<PlannerConfigFile>,
+    /// Supervisor: the agents it may delegate to.
+    #[serde(default)]
+    pub workers: Vec<String>,
+    /// Supervisor: most rounds (default 10).
+    pub max_rounds: Option<u32>,
+    /// With several inputs: `all` (default) runs when every input is done, `any` at the first.
+    pub join: Option<JoinFile>,
+    /// `fail` (default): a failing successor fails the run; `continue`: the run goes on with
+    /// the branches that finished, and whoever joins them is told which failed.
+    pub on_error: Option<OnErrorFile>,
+}
+
+/// `join`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinFile {
+    /// Every input.
+    All,
+    /// The first input.
+    Any,
+}
+
+/// `on_error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnErrorFile {
+    /// The run fails.
+    Fail,
+    /// The run goes on.
+    Continue,
 }
 
 /// `inputs` entry.
@@ -233,9 +283,11 @@ pub struct InputFile {
 pub struct OutputFile {
     /// An agent's name.
     pub target: String,
+    /// A classifier's category: the edge is taken only when the input is routed there.
+    pub when: Option<String>,
 }
 
-/// `classifier_config` (parsed so that its keys are checked; the role runs in a later release).
+/// `classifier_config`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifierConfigFile {
@@ -246,6 +298,10 @@ pub struct ClassifierConfigFile {
     pub confidence_threshold: Option<f64>,
     /// Whether several categories may match.
     pub multi_label: Option<bool>,
+    /// The category taken below the threshold or on no match.
+    pub fallback: Option<String>,
+    /// Route without a model call when the keywords of exactly one category match.
+    pub keywords_first: Option<bool>,
 }
 
 /// One classifier category.
@@ -268,21 +324,29 @@ pub struct CategoryFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregatorConfigFile {
-    /// `consensus`, `weighted`, `voting_majority`, ...
+    /// `consensus`, `voting_majority`, `voting_unanimous`, `voting_weighted`, `first` or
+    /// `concat`.
     pub strategy: Option<String>,
     /// Weight of each source agent.
     #[serde(default)]
     pub source_weights: BTreeMap<String, f64>,
+    /// Voting: the field of each (structured) answer that is the vote; unset, the whole answer.
+    pub vote_field: Option<String>,
 }
 
 /// `planner_config`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlannerConfigFile {
-    /// `chain_of_thought`, ...
+    /// `chain_of_thought` (the only one: the seed's name for plan-then-execute).
     pub strategy: Option<String>,
     /// Most steps of a plan.
     pub max_steps: Option<u32>,
+    /// React agents that may do a step (unset: the planner itself, with its own tools).
+    #[serde(default)]
+    pub workers: Vec<String>,
+    /// Ask once for a new plan from a failed step on.
+    pub replan_on_failure: Option<bool>,
 }
 
 /// One `workflows` entry: a graph of agents, walked once per run.
@@ -295,6 +359,8 @@ pub struct WorkflowFile {
     pub description: Option<String>,
     /// Its agents; their `inputs`, `outputs` and `depends_on` are its edges.
     pub agents: Vec<String>,
+    /// The agent whose output is the run's (unset: the one agent nothing follows).
+    pub output: Option<String>,
 }
 
 /// `defaults`.
@@ -305,6 +371,8 @@ pub struct DefaultsFile {
     pub budget: BudgetFile,
     /// Tool calls of one run at once.
     pub tool_concurrency: Option<usize>,
+    /// Branches of one run running at once.
+    pub branch_concurrency: Option<usize>,
 }
 
 /// A budget; unset entries keep the default.

@@ -1,29 +1,39 @@
 //! Agents as a graph: the edges their `inputs`, `outputs` and `depends_on` make, the cycle
-//! check, and each workflow's walk. This release runs chains, so fan-out (one agent feeding
-//! two) and fan-in (two feeding one) are refused here, each with the edge that makes it.
+//! check (a supervisor's rounds are its own loop, not edges), and each workflow's graph.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Problem;
 use super::locate::Path;
-use super::model::{Agent, Workflow};
+use super::model::{Agent, Link, Workflow};
 
-/// `from` runs before `to` and feeds it; `at` is the entry of the file that says so.
+/// `from` runs before `to` and feeds it (only when routed to `when`, for a classifier); `at` is
+/// the entry of the file that says so.
 #[derive(Debug, Clone)]
 pub(super) struct Edge {
     pub(super) from: usize,
     pub(super) to: usize,
+    pub(super) when: Option<String>,
     pub(super) at: Path,
 }
 
-/// The edges, without repeats (the same edge may be written on both agents).
+/// The edges, without repeats (the same edge may be written on both agents; a conditional one
+/// wins over its unconditional twin, which `inputs` or `depends_on` may also spell).
 pub(super) fn dedupe(edges: Vec<Edge>) -> Vec<Edge> {
-    let mut seen = std::collections::BTreeSet::new();
-    edges
-        .into_iter()
-        .filter(|e| seen.insert((e.from, e.to)))
-        .collect()
+    let mut out: Vec<Edge> = Vec::new();
+    for e in edges {
+        match out.iter_mut().find(|o| o.from == e.from && o.to == e.to) {
+            Some(o) if o.when.is_none() => {
+                o.when = e.when;
+                if o.when.is_some() {
+                    o.at = e.at;
+                }
+            }
+            Some(_) => {}
+            None => out.push(e),
+        }
+    }
+    out
 }
 
 /// The first cycle, reported at the edge that closes it: `a -> b -> a`.
@@ -73,22 +83,38 @@ pub(super) fn find_cycle(names: &[String], edges: &[Edge]) -> Result<(), Problem
     Ok(())
 }
 
-/// One workflow's steps: its members must form one chain.
-pub(super) fn walk(
+/// One workflow's graph: its members and the edges among them. Every edge stays inside the
+/// workflow, its members form one connected graph, and its exit is `output` or the one member
+/// nothing follows.
+pub(super) fn build(
     name: &str,
     at: &Path,
     members: &[usize],
     agents: &[Arc<Agent>],
     edges: &[Edge],
+    output: Option<(usize, Path)>,
 ) -> Result<Workflow, Problem> {
     let inside = |i: usize| members.contains(&i);
-    let mut next: BTreeMap<usize, &Edge> = BTreeMap::new();
-    let mut prev: BTreeMap<usize, &Edge> = BTreeMap::new();
+    let node = |i: usize| members.iter().position(|&m| m == i).unwrap_or(0);
+    let mut links = Vec::new();
     for e in edges {
         match (inside(e.from), inside(e.to)) {
             (false, false) => continue,
-            (true, true) => {}
-            _ => {
+            (true, true) => links.push(Link {
+                from: node(e.from),
+                to: node(e.to),
+                when: e.when.clone(),
+            }),
+            (false, true) => {
+                return Err(Problem::new(
+                    e.at.clone(),
+                    format!(
+                        "{} takes input from {}, which is not in workflow {name} and so never runs there; add it to the workflow's agents",
+                        agents[e.to].name, agents[e.from].name
+                    ),
+                ));
+            }
+            (true, false) => {
                 return Err(Problem::new(
                     e.at.clone(),
                     format!(
@@ -98,50 +124,82 @@ pub(super) fn walk(
                 ));
             }
         }
-        if let Some(first) = next.insert(e.from, e) {
-            return Err(Problem::new(
-                e.at.clone(),
-                format!(
-                    "{} feeds both {} and {} (fan-out): this release runs chains, where each agent feeds at most one other",
-                    agents[e.from].name, agents[first.to].name, agents[e.to].name
-                ),
-            ));
-        }
-        if let Some(first) = prev.insert(e.to, e) {
-            return Err(Problem::new(
-                e.at.clone(),
-                format!(
-                    "{} takes input from both {} and {} (fan-in): this release runs chains, where each agent takes input from at most one other",
-                    agents[e.to].name, agents[first.from].name, agents[e.from].name
-                ),
-            ));
-        }
     }
-    let entries: Vec<usize> = members
-        .iter()
-        .copied()
-        .filter(|i| !prev.contains_key(i))
-        .collect();
-    if entries.len() != 1 {
-        let starts: Vec<&str> = entries.iter().map(|&i| agents[i].name.as_str()).collect();
+    let parts = components(members.len(), &links);
+    if parts.len() > 1 {
+        let starts: Vec<&str> = parts
+            .iter()
+            .map(|p| agents[members[p[0]]].name.as_str())
+            .collect();
         return Err(Problem::new(
             at.clone(),
             format!(
-                "workflow {name} has {} separate chains, starting at {}: this release runs one chain per workflow; declare one workflow per chain under `workflows`",
-                entries.len(),
+                "workflow {name} has {} separate parts, starting at {}: join them with inputs or outputs, or declare one workflow per part under `workflows`",
+                parts.len(),
                 starts.join(", ")
             ),
         ));
     }
-    let mut steps = vec![Arc::clone(&agents[entries[0]])];
-    let mut current = entries[0];
-    while let Some(e) = next.get(&current) {
-        current = e.to;
-        steps.push(Arc::clone(&agents[current]));
-    }
+    let exit = match output {
+        Some((agent, path)) => {
+            if !inside(agent) {
+                return Err(Problem::new(
+                    path,
+                    format!(
+                        "{} is not one of workflow {name}'s agents",
+                        agents[agent].name
+                    ),
+                ));
+            }
+            Some(node(agent))
+        }
+        None => {
+            let sinks: Vec<usize> = (0..members.len())
+                .filter(|&n| !links.iter().any(|l| l.from == n))
+                .collect();
+            (sinks.len() == 1).then(|| sinks[0])
+        }
+    };
     Ok(Workflow {
         name: name.to_owned(),
         description: None,
-        steps,
+        nodes: members.iter().map(|&i| Arc::clone(&agents[i])).collect(),
+        edges: links,
+        exit,
     })
+}
+
+/// The weakly connected parts of a graph of `n` nodes, each a list of nodes (first = lowest).
+fn components(n: usize, links: &[Link]) -> Vec<Vec<usize>> {
+    let mut part = vec![usize::MAX; n];
+    let mut parts = Vec::new();
+    for start in 0..n {
+        if part[start] != usize::MAX {
+            continue;
+        }
+        let id = parts.len();
+        let mut members = vec![start];
+        part[start] = id;
+        let mut i = 0;
+        while i < members.len() {
+            let at = members[i];
+            for l in links {
+                let other = if l.from == at {
+                    l.to
+                } else if l.to == at {
+                    l.from
+                } else {
+                    continue;
+                };
+                if part[other] == usize::MAX {
+                    part[other] = id;
+                    members.push(other);
+                }
+            }
+            i += 1;
+        }
+        members.sort_unstable();
+        parts.push(members);
+    }
+    parts
 }

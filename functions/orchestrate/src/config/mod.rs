@@ -9,6 +9,7 @@ mod locate;
 mod mcp_server;
 mod model;
 mod resolve;
+mod roles;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -17,7 +18,8 @@ use aixrun::{ConfigError, Env, StartupError};
 
 pub use file::FileConfig;
 pub use model::{
-    Agent, Auth, Budget, Defaults, McpServer, ModelService, Orchestration, Role, Tls, Transport,
+    Agent, Aggregator, Auth, Budget, Category, Classifier, Defaults, Join, Link, McpServer,
+    ModelService, OnError, Orchestration, Planner, Role, Strategy, Supervisor, Tls, Transport,
     Workflow,
 };
 

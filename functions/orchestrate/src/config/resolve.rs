@@ -13,12 +13,16 @@ use serde_json::Value;
 
 use super::Problem;
 use super::file::{
-    AgentFile, AuthFile, AuthKind, BudgetFile, FileConfig, ModelServiceFile, RoleFile, Runtime,
+    AgentFile, AuthFile, AuthKind, BudgetFile, FileConfig, JoinFile, ModelServiceFile, OnErrorFile,
+    RoleFile, Runtime, SupervisorFile,
 };
 use super::graph::{self, Edge};
 use super::locate::Path;
 use super::mcp_server;
-use super::model::{Agent, Budget, Defaults, McpServer, ModelService, Orchestration, Role};
+use super::model::{
+    Agent, Budget, Defaults, Join, McpServer, ModelService, OnError, Orchestration, Role,
+};
+use super::roles;
 
 /// Default most model turns of a react agent.
 const DEFAULT_MAX_ITERATIONS: u32 = 10;
@@ -58,19 +62,41 @@ pub(super) fn resolve(file: FileConfig, env: &Env, source: &str) -> Result<Orche
             }
             Some(n) => n,
         },
+        branch_concurrency: match file.defaults.branch_concurrency {
+            None => Defaults::default().branch_concurrency,
+            Some(0) => {
+                return Err(Problem::new(
+                    root.key("defaults").key("branch_concurrency"),
+                    "0 would run no agent; expected at least 1",
+                ));
+            }
+            Some(n) => n,
+        },
     };
-    if file.agents.is_empty() {
+    // The seed's top-level supervisor is an agent whose workers are every react agent.
+    let mut files: Vec<(AgentFile, Path)> = Vec::new();
+    for (i, a) in file.agents.into_iter().enumerate() {
+        files.push((a, root.key("agents").index(i)));
+    }
+    if let Some(sup) = file.supervisor {
+        let workers = files
+            .iter()
+            .filter(|(a, _)| a.role == RoleFile::React)
+            .map(|(a, _)| a.name.clone())
+            .collect();
+        files.push((supervisor_agent(sup, workers), root.key("supervisor")));
+    }
+    if files.is_empty() {
         return Err(Problem::new(
             root.key("agents"),
             "no agents: a configuration needs at least one",
         ));
     }
-    let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
+    let names: Vec<String> = files.iter().map(|(a, _)| a.name.clone()).collect();
     let mut agents = Vec::new();
     let mut edges = Vec::new();
     let mut in_place: BTreeMap<String, Arc<ModelService>> = BTreeMap::new();
-    for (i, a) in file.agents.iter().enumerate() {
-        let at = root.key("agents").index(i);
+    for (i, (a, at)) in files.iter().enumerate() {
         if names[..i].contains(&a.name) {
             return Err(duplicate(at.key("name"), "agent", &a.name));
         }
@@ -83,7 +109,7 @@ pub(super) fn resolve(file: FileConfig, env: &Env, source: &str) -> Result<Orche
         agents.push(Arc::new(agent(
             a,
             i,
-            &at,
+            at,
             &lookup,
             &mut in_place,
             &defaults,
@@ -92,10 +118,14 @@ pub(super) fn resolve(file: FileConfig, env: &Env, source: &str) -> Result<Orche
     }
     let edges = graph::dedupe(edges);
     graph::find_cycle(&names, &edges)?;
+    let workers = roles::check_workers(&files, &agents, &names, &edges)?;
+    roles::check_routes(&files, &agents, &edges)?;
     let mut workflows = BTreeMap::new();
     if file.workflows.is_empty() {
-        let all: Vec<usize> = (0..agents.len()).collect();
-        let w = graph::walk("default", &root.key("agents"), &all, &agents, &edges)?;
+        let all: Vec<usize> = (0..agents.len())
+            .filter(|i| !workers.contains_key(i))
+            .collect();
+        let w = graph::build("default", &root.key("agents"), &all, &agents, &edges, None)?;
         workflows.insert(w.name.clone(), w);
     }
     for (i, w) in file.workflows.iter().enumerate() {
@@ -108,20 +138,65 @@ pub(super) fn resolve(file: FileConfig, env: &Env, source: &str) -> Result<Orche
         }
         let mut members = Vec::new();
         for (j, name) in w.agents.iter().enumerate() {
-            let index = find(&names, name, &at.key("agents").index(j), "agent")?;
+            let path = at.key("agents").index(j);
+            let index = find(&names, name, &path, "agent")?;
+            if let Some(boss) = workers.get(&index) {
+                return Err(Problem::new(
+                    path,
+                    format!(
+                        "{name} is a worker of {}: workers run inside their planner or supervisor, not as workflow agents",
+                        names[*boss]
+                    ),
+                ));
+            }
             if !members.contains(&index) {
                 members.push(index);
             }
         }
-        let mut walked = graph::walk(&w.name, &at.key("name"), &members, &agents, &edges)?;
-        walked.description = w.description.clone();
-        workflows.insert(w.name.clone(), walked);
+        let output = match &w.output {
+            None => None,
+            Some(name) => {
+                let path = at.key("output");
+                Some((find(&names, name, &path, "agent")?, path))
+            }
+        };
+        let mut built = graph::build(&w.name, &at.key("name"), &members, &agents, &edges, output)?;
+        built.description = w.description.clone();
+        workflows.insert(w.name.clone(), built);
     }
     Ok(Orchestration {
         workflows,
+        agents: agents
+            .iter()
+            .map(|a| (a.name.clone(), Arc::clone(a)))
+            .collect(),
         defaults,
         source: source.to_owned(),
     })
+}
+
+/// The seed's `supervisor: {name, model, max_rounds}` as an agent.
+fn supervisor_agent(sup: SupervisorFile, workers: Vec<String>) -> AgentFile {
+    AgentFile {
+        name: sup.name,
+        role: RoleFile::Supervisor,
+        model: Some(sup.model),
+        prompt: sup.prompt,
+        mcp_servers: Vec::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        depends_on: Vec::new(),
+        max_iterations: None,
+        output_schema: None,
+        budget: None,
+        classifier_config: None,
+        aggregator_config: None,
+        planner_config: None,
+        workers,
+        max_rounds: sup.max_rounds,
+        join: None,
+        on_error: None,
+    }
 }
 
 struct Lookup<'a> {
@@ -140,67 +215,34 @@ fn agent(
     defaults: &Defaults,
     edges: &mut Vec<Edge>,
 ) -> Result<Agent, Problem> {
-    let role = match a.role {
-        RoleFile::React => Role::React,
-        RoleFile::Logger => Role::Logger,
-        other => {
-            return Err(Problem::new(
-                at.key("role"),
-                format!(
-                    "role {} is not run by this release: it runs react and logger agents, alone or chained in sequence",
-                    other.name()
-                ),
-            ));
-        }
-    };
-    for (key, set, owner) in [
-        (
-            "classifier_config",
-            a.classifier_config.is_some(),
-            "classifier",
-        ),
-        (
-            "aggregator_config",
-            a.aggregator_config.is_some(),
-            "aggregator",
-        ),
-        ("planner_config", a.planner_config.is_some(), "planner"),
-    ] {
-        if set {
-            return Err(Problem::new(
-                at.key(key),
-                format!(
-                    "{key} is for {owner} agents, and this agent's role is {}",
-                    a.role.name()
-                ),
-            ));
-        }
-    }
-    let model = match (&a.model, role) {
-        (None, Role::React) => {
+    let role = roles::role(a, at)?;
+    let model = match (&a.model, roles::uses_model(&role)) {
+        (None, true) => {
             return Err(Problem::new(
                 at.key("name"),
-                "a react agent needs `model`: a model_services name or provider:model",
+                format!(
+                    "a {} agent needs `model`: a model_services name or provider:model",
+                    role.name()
+                ),
             ));
         }
-        (Some(_), Role::Logger) => {
-            return Err(Problem::new(
-                at.key("model"),
-                "a logger agent uses no model",
-            ));
+        (Some(_), false) => {
+            return Err(Problem::new(at.key("model"), roles::why_no_model(&role)));
         }
-        (None, Role::Logger) => None,
-        (Some(m), Role::React) => Some(model_ref(m, &at.key("model"), lookup, in_place)?),
+        (None, false) => None,
+        (Some(m), true) => Some(model_ref(m, &at.key("model"), lookup, in_place)?),
     };
-    if role == Role::Logger && (!a.mcp_servers.is_empty() || a.prompt.is_some()) {
-        let key = if a.prompt.is_some() {
-            "prompt"
-        } else {
-            "mcp_servers"
-        };
+    let uses_tools = matches!(role, Role::React | Role::Planner(_));
+    if !uses_tools && !a.mcp_servers.is_empty() {
         return Err(Problem::new(
-            at.key(key),
-            format!("a logger agent uses no {key}"),
+            at.key("mcp_servers"),
+            format!("a {} agent uses no mcp_servers", role.name()),
+        ));
+    }
+    if a.prompt.is_some() && model.is_none() {
+        return Err(Problem::new(
+            at.key("prompt"),
+            format!("a {} agent uses no prompt", role.name()),
         ));
     }
     let mut mcp_servers = Vec::new();
@@ -215,27 +257,39 @@ fn agent(
         })?;
         mcp_servers.push(Arc::clone(server));
     }
-    let mut edge = |other: &str, path: Path, other_first: bool| -> Result<(), Problem> {
-        let o = find(lookup.names, other, &path, "agent")?;
-        if o == index {
-            return Err(Problem::new(path, "an agent cannot feed itself"));
-        }
-        let (from, to) = if other_first { (o, index) } else { (index, o) };
-        edges.push(Edge { from, to, at: path });
-        Ok(())
-    };
+    let mut edge =
+        |other: &str, path: Path, other_first: bool, when: Option<String>| -> Result<(), Problem> {
+            let o = find(lookup.names, other, &path, "agent")?;
+            if o == index {
+                return Err(Problem::new(path, "an agent cannot feed itself"));
+            }
+            let (from, to) = if other_first { (o, index) } else { (index, o) };
+            edges.push(Edge {
+                from,
+                to,
+                when,
+                at: path,
+            });
+            Ok(())
+        };
     for (j, input) in a.inputs.iter().enumerate() {
-        edge(&input.source, at.key("inputs").index(j).key("source"), true)?;
+        edge(
+            &input.source,
+            at.key("inputs").index(j).key("source"),
+            true,
+            None,
+        )?;
     }
     for (j, output) in a.outputs.iter().enumerate() {
         edge(
             &output.target,
             at.key("outputs").index(j).key("target"),
             false,
+            output.when.clone(),
         )?;
     }
     for (j, dep) in a.depends_on.iter().enumerate() {
-        edge(dep, at.key("depends_on").index(j), true)?;
+        edge(dep, at.key("depends_on").index(j), true, None)?;
     }
     let max_iterations = match a.max_iterations {
         None => DEFAULT_MAX_ITERATIONS,
@@ -256,8 +310,8 @@ fn agent(
         ));
     }
     let budget = match &a.budget {
-        None => defaults.budget,
-        Some(b) => budget(defaults.budget, b, &at.key("budget"))?,
+        None => None,
+        Some(b) => Some(budget(defaults.budget, b, &at.key("budget"))?),
     };
     Ok(Agent {
         name: a.name.clone(),
@@ -268,6 +322,14 @@ fn agent(
         max_iterations,
         output_schema: a.output_schema.clone(),
         budget,
+        join: match a.join {
+            None | Some(JoinFile::All) => Join::All,
+            Some(JoinFile::Any) => Join::Any,
+        },
+        on_error: match a.on_error {
+            None | Some(OnErrorFile::Fail) => OnError::Fail,
+            Some(OnErrorFile::Continue) => OnError::Continue,
+        },
     })
 }
 

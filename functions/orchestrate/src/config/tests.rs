@@ -58,10 +58,10 @@ fn the_bundled_example_loads_one_react_agent_on_ollama_with_local_tools() {
     let o = load(&env(&[])).unwrap();
     assert_eq!(o.source, BUNDLED_NAME);
     let w = &o.workflows["default"];
-    assert_eq!(w.steps.len(), 1);
-    let agent = &w.steps[0];
+    assert_eq!(w.nodes.len(), 1);
+    let agent = &w.nodes[0];
     assert_eq!(
-        (agent.name.as_str(), agent.role),
+        (agent.name.as_str(), agent.role.clone()),
         ("assistant", Role::React)
     );
     let model = agent.model.as_ref().unwrap();
@@ -83,7 +83,7 @@ fn the_bundled_example_loads_one_react_agent_on_ollama_with_local_tools() {
         (OLLAMA_HOST, "ollama"),
     ]))
     .unwrap();
-    let model = o.workflows["default"].steps[0].model.clone().unwrap();
+    let model = o.workflows["default"].nodes[0].model.clone().unwrap();
     assert_eq!(model.model, "llama3.2:1b");
     assert_eq!(model.endpoint.base().as_str(), "http://ollama:11434/");
 }
@@ -97,7 +97,7 @@ fn interpolation_fills_any_scalar_and_keys_stay_out_of_debug() {
         &env(&[("KEY", "sk-very-secret"), ("N", "3")]),
     )
     .unwrap();
-    let agent = &o.workflows["default"].steps[0];
+    let agent = &o.workflows["default"].nodes[0];
     assert_eq!(agent.max_iterations, 3);
     let model = agent.model.as_ref().unwrap();
     assert_eq!(model.model, "gpt-4o-mini");
@@ -141,7 +141,7 @@ fn an_unknown_role_is_refused_with_the_known_ones() {
 }
 
 #[test]
-fn a_role_this_release_does_not_run_is_refused_not_ignored() {
+fn role_settings_are_checked_against_the_role() {
     let text = format!(
         "{OLLAMA}agents:\n  - name: sort\n    role: classifier\n    model: local\n    classifier_config: {{categories: [{{name: billing}}]}}\n"
     );
@@ -149,9 +149,17 @@ fn a_role_this_release_does_not_run_is_refused_not_ignored() {
     assert_at(
         &line,
         &text,
-        "classifier",
+        "[{name: billing}]",
         1,
-        "agents[0].role: role classifier is not run by this release: it runs react and logger",
+        "agents[0].classifier_config.categories: a classifier needs at least two categories",
+    );
+    let text = format!(
+        "{OLLAMA}agents:\n  - name: r\n    role: react\n    model: local\n    planner_config: {{max_steps: 2}}\n"
+    );
+    let line = err(&text);
+    assert!(
+        line.contains("planner_config is for planner agents, and this agent's role is react"),
+        "{line}"
     );
 }
 
@@ -200,7 +208,7 @@ fn unknown_models_servers_and_agents_are_named() {
 #[test]
 fn a_model_named_in_place_resolves_to_its_provider() {
     let o = ok("agents:\n  - name: a\n    role: react\n    model: ollama:qwen3:0.6b\n");
-    let m = o.workflows["default"].steps[0].model.clone().unwrap();
+    let m = o.workflows["default"].nodes[0].model.clone().unwrap();
     assert_eq!(
         (m.model.as_str(), m.endpoint.provider()),
         ("qwen3:0.6b", Provider::Ollama)
@@ -220,50 +228,161 @@ fn a_dependency_cycle_is_named_at_the_edge_that_closes_it() {
 }
 
 #[test]
-fn fan_out_and_fan_in_are_refused_until_the_engine_runs_them() {
-    let three = |extra_a: &str, extra_c: &str| {
+fn fan_out_fan_in_and_routes_make_a_graph() {
+    let text = format!(
+        "{OLLAMA}agents:\n  - name: router\n    role: classifier\n    model: local\n    classifier_config:\n      categories: [{{name: billing}}, {{name: tech}}]\n      fallback: tech\n    outputs: [{{target: b, when: billing}}, {{target: t, when: tech}}]\n  - {{name: b, role: react, model: local}}\n  - {{name: t, role: react, model: local}}\n  - name: both\n    role: aggregator\n    inputs: [{{source: b}}, {{source: t}}]\n    join: any\n    aggregator_config: {{strategy: first}}\n"
+    );
+    let o = ok(&text);
+    let w = &o.workflows["default"];
+    let edges: Vec<(&str, &str, Option<&str>)> = w
+        .edges
+        .iter()
+        .map(|e| {
+            (
+                w.nodes[e.from].name.as_str(),
+                w.nodes[e.to].name.as_str(),
+                e.when.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("router", "b", Some("billing")),
+            ("router", "t", Some("tech")),
+            ("b", "both", None),
+            ("t", "both", None)
+        ]
+    );
+    assert_eq!(w.exit.map(|i| w.nodes[i].name.as_str()), Some("both"));
+    assert_eq!(w.nodes[3].join, Join::Any);
+    let Role::Classifier(c) = &w.nodes[0].role else {
+        panic!("{:?}", w.nodes[0].role)
+    };
+    assert_eq!(c.confidence_threshold, 0.7);
+    assert_eq!(c.fallback.as_deref(), Some("tech"));
+}
+
+#[test]
+fn graph_mistakes_are_one_line_each_at_their_entry() {
+    let classifier = |outputs: &str| {
         format!(
-            "{OLLAMA}agents:\n  - name: a\n    role: react\n    model: local\n{extra_a}  - name: b\n    role: react\n    model: local\n  - name: c\n    role: react\n    model: local\n{extra_c}"
+            "{OLLAMA}agents:\n  - name: router\n    role: classifier\n    model: local\n    classifier_config:\n      categories: [{{name: billing}}, {{name: tech}}]\n    outputs: [{outputs}]\n  - {{name: b, role: react, model: local}}\n  - {{name: t, role: react, model: local}}\n"
         )
     };
-    let text = three("    outputs: [{target: b}, {target: c}]\n", "");
-    let line = err(&text);
-    assert_at(&line, &text, "c}", 1, "a feeds both b and c (fan-out)");
-
-    let text = three("", "    depends_on: [a, b]\n");
+    let text = classifier("{target: b, when: billing}, {target: t, when: sales}");
     let line = err(&text);
     assert_at(
         &line,
         &text,
-        "b]",
+        "t, when: sales",
         1,
-        "c takes input from both a and b (fan-in)",
+        "unknown category \"sales\" (declared: billing, tech)",
+    );
+    let text = classifier("{target: b, when: billing}, {target: x, when: tech}");
+    let line = err(&text);
+    assert_at(&line, &text, "x, when", 1, "unknown agent \"x\"");
+    let text = classifier("{target: b, when: billing}");
+    let line = err(&text);
+    assert!(line.contains("category tech has no route"), "{line}");
+
+    // Fan-in of an agent outside the workflow, which never runs there.
+    let text = format!(
+        "{OLLAMA}agents:\n  - {{name: a, role: react, model: local}}\n  - {{name: b, role: react, model: local}}\n  - name: j\n    role: aggregator\n    aggregator_config: {{strategy: concat}}\n    inputs: [{{source: a}}, {{source: b}}]\nworkflows:\n  - {{name: w, agents: [a, j]}}\n"
+    );
+    let line = err(&text);
+    assert_at(
+        &line,
+        &text,
+        "b}]",
+        1,
+        "j takes input from b, which is not in workflow w and so never runs there",
+    );
+
+    let text = format!(
+        "{OLLAMA}agents:\n  - {{name: a, role: react, model: local, outputs: [{{target: b, when: x}}]}}\n  - {{name: b, role: react, model: local}}\n"
+    );
+    let line = err(&text);
+    assert!(
+        line.contains("`when` routes a classifier's output, and a is a react agent"),
+        "{line}"
+    );
+
+    let text = format!("{OLLAMA}agents:\n  - {{name: p, role: producer}}\n");
+    let line = err(&text);
+    assert_at(
+        &line,
+        &text,
+        "producer",
+        1,
+        "role producer (the seed's ticker) does not run on a serverless platform",
+    );
+
+    let text = format!(
+        "{OLLAMA}agents:\n  - {{name: s, role: supervisor, model: local, workers: [w]}}\n  - {{name: w, role: react, model: local, outputs: [{{target: s}}]}}\n"
+    );
+    let line = err(&text);
+    assert!(
+        line.contains("w is a worker of s, which gives it its tasks"),
+        "{line}"
+    );
+
+    let text = format!(
+        "{OLLAMA}agents:\n  - name: v\n    role: aggregator\n    model: local\n    aggregator_config: {{strategy: voting_majority}}\n"
+    );
+    let line = err(&text);
+    assert!(
+        line.contains("aggregator strategy voting_majority uses no model"),
+        "{line}"
     );
 }
 
 #[test]
-fn chains_run_in_order_and_separate_chains_need_workflows() {
+fn the_seeds_top_level_supervisor_delegates_to_every_react_agent() {
+    let text = format!(
+        "{OLLAMA}agents:\n  - {{name: r, role: react, model: local}}\n  - {{name: w, role: react, model: local}}\nsupervisor: {{name: boss, model: local, max_rounds: 3}}\n"
+    );
+    let o = ok(&text);
+    let w = &o.workflows["default"];
+    assert_eq!(w.nodes.len(), 1);
+    assert_eq!(
+        w.nodes[0].role,
+        Role::Supervisor(Supervisor {
+            workers: vec!["r".into(), "w".into()],
+            max_rounds: 3
+        })
+    );
+    assert_eq!(w.agents(&o).len(), 3);
+}
+
+#[test]
+fn chains_run_in_order_and_separate_parts_need_workflows() {
     let agents = format!(
         "{OLLAMA}agents:\n  - name: log\n    role: logger\n    inputs: [{{source: answer}}]\n  - name: answer\n    role: react\n    model: local\n  - name: other\n    role: react\n    model: local\n"
     );
     let line = err(&agents);
     assert!(
-        line.contains("workflow default has 2 separate chains, starting at answer, other"),
+        line.contains("workflow default has 2 separate parts, starting at log, other"),
         "{line}"
     );
     let o = ok(&format!(
         "{agents}workflows:\n  - name: main\n    agents: [log, answer]\n  - name: solo\n    agents: [other]\n"
     ));
-    let steps: Vec<&str> = o.workflows["main"]
-        .steps
-        .iter()
-        .map(|a| a.name.as_str())
-        .collect();
-    assert_eq!(steps, ["answer", "log"]);
-    assert_eq!(o.workflows["main"].steps[1].role, Role::Logger);
-    assert_eq!(o.workflows["solo"].steps.len(), 1);
+    let main = &o.workflows["main"];
+    let nodes: Vec<&str> = main.nodes.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(nodes, ["log", "answer"]);
+    assert_eq!(main.edges[0].from, 1);
+    assert_eq!(main.nodes[0].role, Role::Logger);
+    assert_eq!(main.exit, Some(0));
+    assert_eq!(o.workflows["solo"].nodes.len(), 1);
 
     let text = format!("{agents}workflows:\n  - name: main\n    agents: [log, other]\n");
+    let line = err(&text);
+    assert!(
+        line.contains("log takes input from answer, which is not in workflow main"),
+        "{line}"
+    );
+    let text = format!("{agents}workflows:\n  - name: main\n    agents: [answer, other]\n");
     let line = err(&text);
     assert!(
         line.contains("answer -> log leaves workflow main"),
@@ -317,7 +436,7 @@ fn values_are_checked_where_they_are() {
 /// The model service's endpoint identity, when `text` loads under `pairs`.
 fn model_identity(text: &str, pairs: &[(&str, &str)]) -> Option<String> {
     let o = parse("t.yaml", text, &env(pairs)).unwrap_or_else(|e| panic!("{e}"));
-    let agent = &o.workflows["default"].steps[0];
+    let agent = &o.workflows["default"].nodes[0];
     let endpoint = &agent.model.as_ref().unwrap().endpoint;
     endpoint.auth().map(|a| format!("{a:?}"))
 }
@@ -375,4 +494,22 @@ fn model_services_get_id_tokens_as_configured_or_by_the_mcp_servers_default_rule
     let bearer = service("http://o:1", "    auth: {type: bearer, token: x}\n");
     let line = err(&bearer);
     assert!(line.contains("config.api_key"), "{line}");
+}
+
+#[test]
+fn every_example_loads() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.display().to_string();
+            if let Err(e) = parse(&name, &text, &env(&[])) {
+                panic!("{e}");
+            }
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 5, "{loaded} examples in {}", dir.display());
 }

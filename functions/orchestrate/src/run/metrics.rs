@@ -29,14 +29,14 @@ struct RunLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
-    gen_ai_provider_name: &'static str,
+    gen_ai_provider_name: String,
     gen_ai_request_model: String,
     status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
-    gen_ai_provider_name: &'static str,
+    gen_ai_provider_name: String,
     gen_ai_request_model: String,
     gen_ai_token_type: &'static str,
 }
@@ -152,7 +152,7 @@ impl RunMetrics {
     /// A model call ended.
     pub fn model_call(
         &self,
-        provider: &'static str,
+        provider: &str,
         model: &str,
         status: &str,
         input_tokens: u64,
@@ -160,7 +160,7 @@ impl RunMetrics {
         took: Duration,
     ) {
         let labels = ModelLabels {
-            gen_ai_provider_name: provider,
+            gen_ai_provider_name: provider.to_owned(),
             gen_ai_request_model: model.to_owned(),
             status: status.to_owned(),
         };
@@ -168,11 +168,12 @@ impl RunMetrics {
         self.model_duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
-        if status == "ok" {
+        // Every call's tokens, a cut-off or failed call's counted from its text.
+        if input_tokens + output_tokens > 0 {
             for (kind, n) in [("input", input_tokens), ("output", output_tokens)] {
                 self.tokens
                     .get_or_create(&TokenLabels {
-                        gen_ai_provider_name: provider,
+                        gen_ai_provider_name: provider.to_owned(),
                         gen_ai_request_model: model.to_owned(),
                         gen_ai_token_type: kind,
                     })

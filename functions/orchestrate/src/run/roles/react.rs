@@ -1,0 +1,199 @@
+//! The `react` agent: the model sees the agent's tools, calls them, reads their results (or
+//! their errors, as tool messages it can act on) and answers. Several calls in one turn run at
+//! once, bounded per run, and their results go back in the model's order. A tool call the model
+//! gets wrong is a tool error for the model, never a failed run. With an `output_schema` the
+//! answer is requested as structured output, validated, and retried once with the error (the
+//! streamed first answer retracted).
+
+use aixrun::llm::{Arguments, Message, OutputSchema, ToolCall, ToolSpec};
+use futures_util::StreamExt as _;
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use crate::config::Agent;
+use crate::run::budget::Stop;
+use crate::run::event::Event;
+use crate::run::recorder::millis;
+use crate::run::step::{Step, StepEnd};
+use crate::run::tools::{AgentTool, BoxFuture, ToolReply};
+use crate::run::turn::{self, model_turn};
+
+/// Runs `agent`'s loop as `step` on the user message `task`, after `agent`'s prompt.
+pub(crate) async fn run(step: &Step<'_>, agent: &Agent, task: String) -> StepEnd {
+    let Some(service) = &agent.model else {
+        return StepEnd::Failed(format!("agent {} has no model", agent.name));
+    };
+    let engine = step.run.engine;
+    let tools = match engine.tools.list(agent).await {
+        Ok(tools) => tools,
+        Err(e) => return StepEnd::Failed(format!("listing the tools of {}: {e}", agent.name)),
+    };
+    let specs: Vec<ToolSpec> = tools
+        .iter()
+        .map(|t| ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: t.parameters.clone(),
+        })
+        .collect();
+    let mut messages = Vec::new();
+    if let Some(prompt) = &agent.prompt {
+        messages.push(Message::System(prompt.clone()));
+    }
+    messages.push(Message::User(task));
+    let output_schema = agent.output_schema.as_ref().map(|schema| OutputSchema {
+        name: format!("{}_answer", turn::sanitize(&agent.name)),
+        schema: schema.clone(),
+    });
+    let mut schema_retried = false;
+    for _ in 0..agent.max_iterations {
+        let turn = match model_turn(
+            step,
+            service,
+            &messages,
+            &specs,
+            output_schema.clone(),
+            true,
+        )
+        .await
+        {
+            Ok(turn) => turn,
+            Err(end) => return end,
+        };
+        if turn.calls.is_empty() {
+            let Some(schema) = &agent.output_schema else {
+                return StepEnd::done(Value::String(turn.text));
+            };
+            match turn::check(schema, &turn.text) {
+                Ok(value) => return StepEnd::done(value),
+                Err(problem) if !schema_retried => {
+                    schema_retried = true;
+                    turn::retry(step, &mut messages, turn.text, &problem, true);
+                    continue;
+                }
+                Err(problem) => {
+                    return StepEnd::Failed(format!(
+                        "the answer does not match output_schema after one retry: {problem}"
+                    ));
+                }
+            }
+        }
+        messages.push(Message::Assistant {
+            content: turn.text,
+            tool_calls: turn.calls.clone(),
+        });
+        let replies = match run_calls(step, &tools, &turn.calls).await {
+            Ok(replies) => replies,
+            Err(stop) => return StepEnd::Stopped(stop, None),
+        };
+        for (call, reply) in turn.calls.iter().zip(replies) {
+            messages.push(Message::Tool {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                content: reply.text,
+            });
+        }
+    }
+    StepEnd::Stopped(
+        Stop::Budget {
+            what: format!(
+                "max_iterations ({}) reached without a final answer",
+                agent.max_iterations
+            ),
+            agent: Some(agent.name.clone()),
+        },
+        None,
+    )
+}
+
+/// Runs one turn's tool calls, at most `tool_concurrency` at once, results in the model's
+/// order. A budget or deadline stop ends the turn (in-flight calls are dropped: cancelled).
+async fn run_calls(
+    step: &Step<'_>,
+    tools: &[AgentTool],
+    calls: &[ToolCall],
+) -> Result<Vec<ToolReply>, Stop> {
+    for _ in calls {
+        step.meter.take_tool_call()?;
+    }
+    // Boxed and collected first: a lazy `map` closure here makes the run's future fail the
+    // `Send` check (a known higher-ranked lifetime limitation).
+    let mut futures: Vec<BoxFuture<'_, ToolReply>> = Vec::with_capacity(calls.len());
+    for call in calls {
+        futures.push(Box::pin(one_call(step, tools, call)));
+    }
+    let concurrency = step.run.engine.orchestration.defaults.tool_concurrency;
+    // `buffered` yields in the model's order whatever order the calls finish in.
+    let done: Vec<ToolReply> = futures_util::stream::iter(futures)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    Ok(done)
+}
+
+async fn one_call(step: &Step<'_>, tools: &[AgentTool], call: &ToolCall) -> ToolReply {
+    let started = Instant::now();
+    let agent = &step.agent.name;
+    let arguments = match &call.arguments {
+        Arguments::Json(v) => v.clone(),
+        Arguments::Invalid { raw, .. } => Value::String(raw.clone()),
+    };
+    let tool = tools.iter().find(|t| t.name == call.name);
+    step.record(Event::ToolCall {
+        agent: agent.clone(),
+        id: call.id.clone(),
+        name: call.name.clone(),
+        server: tool.map(|t| t.server.clone()),
+        arguments,
+    });
+    let reply = match (tool, &call.arguments) {
+        (None, _) => ToolReply::error(format!(
+            "unknown tool {:?}; the tools are: {}",
+            call.name,
+            tools
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (Some(_), Arguments::Invalid { error, .. }) => {
+            ToolReply::error(format!("the arguments are not valid JSON ({error})"))
+        }
+        (Some(_), Arguments::Json(v)) if !v.is_object() => {
+            ToolReply::error("the arguments must be a JSON object")
+        }
+        (Some(tool), Arguments::Json(v)) => {
+            let args = v.as_object().cloned().unwrap_or_default();
+            let left = step.meter.remaining();
+            let timeout = tool.timeout.min(left);
+            let span = aixrun::telemetry::spans::execute_tool(&call.name, &call.id, "function");
+            let mut reply = step
+                .run
+                .engine
+                .tools
+                .call(tool, args, timeout)
+                .instrument(span.clone())
+                .await;
+            // A call bounded by the run's time can time out a moment before the run's own
+            // deadline fires: it was cut off by the deadline, and says so.
+            if reply.is_error && left < tool.timeout && step.meter.remaining().is_zero() {
+                reply =
+                    ToolReply::error(format!("cancelled: {}", step.meter.out_of_time().message()));
+            }
+            if reply.is_error {
+                aixrun::telemetry::spans::record_error(&span, "tool_error");
+            }
+            reply
+        }
+    };
+    step.record(Event::ToolResult {
+        agent: agent.clone(),
+        id: call.id.clone(),
+        name: call.name.clone(),
+        result: (!reply.is_error).then(|| reply.text.clone()),
+        error: reply.is_error.then(|| reply.text.clone()),
+        duration_ms: millis(started.elapsed()),
+    });
+    reply
+}
