@@ -19,6 +19,7 @@ TARGET=x86_64-unknown-linux-musl
 FUNCTIONS=(orchestrate mcp-tool health)
 MAX_IMAGE_BYTES=$((15 * 1024 * 1024))
 MAX_BINARY_BYTES=$((10 * 1024 * 1024))
+MAX_ORCHESTRATE_BYTES=$((12 * 1024 * 1024))
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 IMAGE_PREFIX=localhost/aixrun
 IMAGE_TAG=test
@@ -97,8 +98,11 @@ for f in "${FUNCTIONS[@]}"; do
     echo "FAIL: image $f is $image_bytes bytes (limit 15 MiB)" >&2
     exit 1
   fi
-  if ((binary_bytes >= MAX_BINARY_BYTES)); then
-    echo "FAIL: binary $f is $binary_bytes bytes (limit 10 MiB)" >&2
+  # orchestrate (workflows, roles, the run engine) may take 12 MiB; the others keep 10.
+  max_binary=$MAX_BINARY_BYTES
+  [[ $f == orchestrate ]] && max_binary=$MAX_ORCHESTRATE_BYTES
+  if ((binary_bytes >= max_binary)); then
+    echo "FAIL: binary $f is $binary_bytes bytes (limit $((max_binary / 1048576)) MiB)" >&2
     exit 1
   fi
   healthcheck=$(podman image inspect --format '{{json .Config.Healthcheck.Test}}' "$IMAGE_PREFIX/$f:$IMAGE_TAG")
