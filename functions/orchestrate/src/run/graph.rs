@@ -3,7 +3,8 @@
 //! `on_error: continue`), or with `join: any` at the first one delivered. An agent none of
 //! whose inputs was delivered is skipped, and so, in turn, are the agents only it feeds. At
 //! most `defaults.branch_concurrency` agents run at once. A failure, unless tolerated, ends
-//! the walk at once: dropping the other branches' futures cancels their model and tool calls.
+//! the walk at once: dropping the other branches' futures cancels their model and tool calls;
+//! so does the exit's answer, for branches still running then.
 
 use std::collections::VecDeque;
 
@@ -62,6 +63,11 @@ pub(super) async fn walk(
             break;
         };
         let agent = &workflow.nodes[i];
+        // Once the exit has answered nothing else can change the run's output: branches still
+        // running (the losers of a `join: any` race) are dropped, which cancels them.
+        if workflow.exit == Some(i) && matches!(end, StepEnd::Done { .. }) {
+            return Ending::Completed;
+        }
         // Who is fed what: `Some(output)` delivers, `None` resolves without.
         let (output, routes, failure) = match end {
             StepEnd::Done { output, routes } => (Some(output), routes, None),

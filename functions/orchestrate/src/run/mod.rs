@@ -140,8 +140,17 @@ impl Engine {
             Ending::Failed(e) => (Status::Failed, Some(e.clone())),
             Ending::Stopped(stop) => (stop.status(), Some(stop.message())),
         };
-        if let Some(error) = &error {
-            recorder.finish_open_steps(status, error);
+        // Steps still open were cut off: by the stop itself, or, when a branch failed, by
+        // that failure (they did not fail themselves).
+        match &ending {
+            Ending::Completed => recorder.finish_open_steps(
+                Status::Cancelled,
+                "cancelled: the workflow's exit answered first",
+            ),
+            Ending::Failed(e) => {
+                recorder.finish_open_steps(Status::Cancelled, &format!("cancelled: {e}"));
+            }
+            Ending::Stopped(stop) => recorder.finish_open_steps(status, &stop.message()),
         }
         let (steps, usage) = recorder.with_state(|s| (s.records(), s.usage));
         let output = workflow.map_or(Value::Null, |w| graph::output(w, &steps));

@@ -631,3 +631,18 @@ async fn run_ids_are_128_random_bits() {
     assert_eq!(a.len(), 36);
     assert_ne!(a, run_id());
 }
+
+#[tokio::test]
+async fn join_any_takes_the_first_branch_and_cancels_the_rest() {
+    let yaml = "  - {name: fast, role: react, model: m, prompt: fast}\n  - {name: slow, role: react, model: m, prompt: slow}\n  - name: first\n    role: aggregator\n    join: any\n    inputs: [{source: fast}, {source: slow}]\n    aggregator_config: {strategy: first}\n";
+    let (result, _, _) = run(yaml, "q", |r| match system(r) {
+        "slow" => Answer::Hang("still thinking".into()),
+        _ => Answer::Text("quick".into()),
+    })
+    .await;
+    assert_eq!(result.summary.status, Status::Completed, "{result:#?}");
+    assert_eq!(result.summary.output, "quick");
+    let slow = step(&result, "slow");
+    assert_eq!(slow.summary.status, Status::Cancelled);
+    assert_eq!(slow.summary.output, "still thinking");
+}
