@@ -140,6 +140,10 @@ pub(crate) fn keyword_matches<'c>(config: &'c Classifier, text: &str) -> Vec<&'c
         .collect()
 }
 
+/// The longest reasoning asked for: a sentence or two. Servers that turn the schema into a
+/// grammar (llama.cpp, vLLM) stop a small model from reasoning until its token limit.
+const REASONING_CHARS: u32 = 300;
+
 /// The answer's JSON Schema: the category names as an enum.
 fn schema(config: &Classifier) -> Value {
     let names: Vec<&str> = config.categories.iter().map(|c| c.name.as_str()).collect();
@@ -156,7 +160,7 @@ fn schema(config: &Classifier) -> Value {
                         "required": ["name", "confidence"]
                     }
                 },
-                "reasoning": {"type": "string"}
+                "reasoning": {"type": "string", "maxLength": REASONING_CHARS}
             },
             "required": ["categories"]
         })
@@ -166,7 +170,7 @@ fn schema(config: &Classifier) -> Value {
             "properties": {
                 "category": {"enum": names},
                 "confidence": confidence,
-                "reasoning": {"type": "string"}
+                "reasoning": {"type": "string", "maxLength": REASONING_CHARS}
             },
             "required": ["category", "confidence"]
         })
