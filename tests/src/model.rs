@@ -1,5 +1,7 @@
 //! A loopback model server reproducing two documented streaming wire formats, scripted per test:
-//! each chat request takes the next [`Reply`]; every request body is kept for assertions.
+//! each chat request takes the next [`Reply`] of a script, or (for agents that run in parallel,
+//! whose requests arrive in no fixed order) the reply a [`Responder`] picks from the request;
+//! every request body is kept for assertions, and the most requests in flight at once counted.
 //!
 //! - **OpenAI chat completions** (`POST /v1/chat/completions`, `stream: true`): `data: <chunk
 //!   JSON>` events separated by blank lines, text in `choices[0].delta.content`, tool calls as
@@ -18,8 +20,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -57,6 +59,142 @@ impl Reply {
     pub fn call(name: &str, arguments: Value) -> Self {
         Self::ToolCalls(vec![(name.to_owned(), arguments.to_string())], (20, 8))
     }
+
+    /// A structured answer: `value` as JSON text.
+    pub fn json(value: &Value) -> Self {
+        Self::text(&value.to_string())
+    }
+}
+
+/// The reply a [`Responder`] picks for a chat request's body.
+type Respond = dyn Fn(&Value) -> Reply + Send + Sync;
+
+/// Replies chosen by a function of each request (its system message, its structured-output
+/// schema: see [`system_prompt`], [`schema_name`], [`output_schema`]) instead of a script's
+/// order, optionally held back before the first byte.
+pub struct Responder {
+    respond: Box<Respond>,
+    latency: Duration,
+    together: usize,
+}
+
+impl Responder {
+    /// Answers each request with `respond(body)`.
+    pub fn new(respond: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Self {
+        Self {
+            respond: Box::new(respond),
+            latency: Duration::ZERO,
+            together: 0,
+        }
+    }
+
+    /// Waits `latency` before the first byte of every answer.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Holds every answer (before its first byte) until `n` requests have been in flight at
+    /// once, or [`crate::WAIT_TIMEOUT`] has passed: requests that can only overlap if their
+    /// client sends them concurrently then always do, however slow the machine, and a client
+    /// that sends them one by one shows a peak below `n` instead of hanging.
+    pub fn together(mut self, n: usize) -> Self {
+        self.together = n;
+        self
+    }
+}
+
+/// Where replies come from.
+enum Source {
+    Script(Mutex<std::vec::IntoIter<Reply>>),
+    Responder(Responder),
+}
+
+impl Source {
+    fn next(&self, request: &Value) -> Option<Reply> {
+        match self {
+            Self::Script(script) => script.lock().unwrap().next(),
+            Self::Responder(r) => Some((r.respond)(request)),
+        }
+    }
+}
+
+/// Chat requests in flight (from their body read to their answer's end) and the most at once.
+#[derive(Default)]
+struct InFlight {
+    counts: Mutex<(usize, usize)>,
+    changed: Condvar,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        let mut c = self.counts.lock().unwrap();
+        c.0 += 1;
+        c.1 = c.1.max(c.0);
+        self.changed.notify_all();
+        InFlightGuard(self.clone())
+    }
+
+    /// Waits until the peak reaches `n` (or the timeout).
+    fn wait_peak(&self, n: usize) {
+        let deadline = Instant::now() + crate::WAIT_TIMEOUT;
+        let mut c = self.counts.lock().unwrap();
+        while c.1 < n {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            c = self.changed.wait_timeout(c, deadline - now).unwrap().0;
+        }
+    }
+
+    fn peak(&self) -> usize {
+        self.counts.lock().unwrap().1
+    }
+}
+
+/// One request in flight, until dropped.
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.counts.lock().unwrap().0 -= 1;
+    }
+}
+
+/// The system message of a chat request body (both formats send it first in `messages`), or
+/// `""`.
+pub fn system_prompt(request: &Value) -> &str {
+    match &request["messages"][0] {
+        m if m["role"] == "system" => m["content"].as_str().unwrap_or_default(),
+        _ => "",
+    }
+}
+
+/// The JSON Schema a structured request constrains its answer to: Ollama's `format`, OpenAI's
+/// `response_format.json_schema.schema`.
+pub fn output_schema(request: &Value) -> Option<&Value> {
+    request
+        .get("format")
+        .filter(|f| f.is_object())
+        .or_else(|| request.pointer("/response_format/json_schema/schema"))
+}
+
+/// The schema's name of an OpenAI structured request (`response_format.json_schema.name`;
+/// Ollama's `format` has none).
+pub fn schema_name(request: &Value) -> Option<&str> {
+    request
+        .pointer("/response_format/json_schema/name")
+        .and_then(Value::as_str)
+}
+
+/// The text of a request's last message (the task, or the last tool result).
+pub fn last_message(request: &Value) -> &str {
+    request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
 }
 
 /// Which documented format the server speaks.
@@ -74,47 +212,69 @@ pub struct FakeModel {
     auths: Arc<Mutex<Vec<Option<String>>>>,
     traceparents: Arc<Mutex<Vec<Option<String>>>>,
     hung_up: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
+}
+
+/// What every connection's thread shares.
+struct Shared {
+    wire: Wire,
+    source: Source,
+    requests: Arc<Mutex<Vec<Value>>>,
+    auths: Arc<Headers>,
+    traceparents: Arc<Headers>,
+    hung_up: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
 }
 
 impl FakeModel {
     /// An OpenAI-compatible server: serves `script` in order; requests past its end get a 500.
     pub fn openai(script: Vec<Reply>) -> Self {
-        Self::start(Wire::OpenAi, script)
+        Self::start(Wire::OpenAi, Source::Script(Mutex::new(script.into_iter())))
     }
 
     /// An Ollama server with `fake-model` pulled: serves `script` in order; requests past its
     /// end get a 500.
     pub fn ollama(script: Vec<Reply>) -> Self {
-        Self::start(Wire::Ollama, script)
+        Self::start(Wire::Ollama, Source::Script(Mutex::new(script.into_iter())))
     }
 
-    fn start(wire: Wire, script: Vec<Reply>) -> Self {
+    /// An OpenAI-compatible server answering each request as `responder` picks.
+    pub fn openai_responder(responder: Responder) -> Self {
+        Self::start(Wire::OpenAi, Source::Responder(responder))
+    }
+
+    /// An Ollama server with `fake-model` pulled, answering each request as `responder` picks.
+    pub fn ollama_responder(responder: Responder) -> Self {
+        Self::start(Wire::Ollama, Source::Responder(responder))
+    }
+
+    fn start(wire: Wire, source: Source) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake model");
         let addr = listener.local_addr().expect("addr");
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let auths = Arc::new(Mutex::new(Vec::new()));
-        let traceparents = Arc::new(Mutex::new(Vec::new()));
-        let hung_up = Arc::new(AtomicUsize::new(0));
-        let script = Arc::new(Mutex::new(script.into_iter()));
-        let (log, keys, gone) = (requests.clone(), auths.clone(), hung_up.clone());
-        let parents = traceparents.clone();
+        let shared = Arc::new(Shared {
+            wire,
+            source,
+            requests: Arc::default(),
+            auths: Arc::default(),
+            traceparents: Arc::default(),
+            hung_up: Arc::default(),
+            in_flight: Arc::default(),
+        });
+        let model = Self {
+            addr,
+            requests: shared.requests.clone(),
+            auths: shared.auths.clone(),
+            traceparents: shared.traceparents.clone(),
+            hung_up: shared.hung_up.clone(),
+            in_flight: shared.in_flight.clone(),
+        };
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (log, keys, gone, script) =
-                    (log.clone(), keys.clone(), gone.clone(), script.clone());
-                let parents = parents.clone();
-                std::thread::spawn(move || {
-                    serve(wire, stream, &log, (&keys, &parents), &gone, &script)
-                });
+                let shared = shared.clone();
+                std::thread::spawn(move || serve(&shared, stream));
             }
         });
-        Self {
-            addr,
-            requests,
-            auths,
-            traceparents,
-            hung_up,
-        }
+        model
     }
 
     /// `http://ADDR/v1`, the base URL an OpenAI-compatible client is given.
@@ -145,6 +305,12 @@ impl FakeModel {
     /// How many streams ended because the client closed the connection.
     pub fn hung_up(&self) -> usize {
         self.hung_up.load(Ordering::SeqCst)
+    }
+
+    /// The most chat requests that were in flight at once (from their body read to the end of
+    /// their answer, or the client hanging up).
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.peak()
     }
 }
 
@@ -187,14 +353,8 @@ fn read_request(stream: &TcpStream) -> Option<Head> {
     Some((request_line, auth, traceparent, body))
 }
 
-fn serve(
-    wire: Wire,
-    mut out: TcpStream,
-    log: &Mutex<Vec<Value>>,
-    (auths, traceparents): (&Headers, &Headers),
-    gone: &AtomicUsize,
-    script: &Mutex<std::vec::IntoIter<Reply>>,
-) {
+fn serve(shared: &Shared, mut out: TcpStream) {
+    let wire = shared.wire;
     let Some((request_line, auth, traceparent, body)) = read_request(&out) else {
         return;
     };
@@ -213,12 +373,18 @@ fn serve(
         let _ = write_json(&mut out, 200, &list.to_string(), &[]);
         return;
     }
-    auths.lock().unwrap().push(auth);
-    traceparents.lock().unwrap().push(traceparent);
-    log.lock()
-        .unwrap()
-        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-    let reply = script.lock().unwrap().next();
+    let _in_flight = shared.in_flight.enter();
+    shared.auths.lock().unwrap().push(auth);
+    shared.traceparents.lock().unwrap().push(traceparent);
+    let request = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.requests.lock().unwrap().push(request.clone());
+    let reply = shared.source.next(&request);
+    if let Source::Responder(r) = &shared.source {
+        if r.together > 0 {
+            shared.in_flight.wait_peak(r.together);
+        }
+        std::thread::sleep(r.latency);
+    }
     let frames = match reply {
         None => {
             let _ = write_error(wire, &mut out, 500, "script exhausted", &[]);
@@ -238,7 +404,7 @@ fn serve(
                     .and_then(|()| out.flush())
                     .is_err()
                 {
-                    gone.fetch_add(1, Ordering::SeqCst);
+                    shared.hung_up.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
                 std::thread::sleep(gap);

@@ -82,3 +82,27 @@ pub async fn wait_until(done: impl Fn() -> bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The path of `examples/NAME.yaml`, a configuration shipped at the repository's root.
+pub fn example(name: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace root");
+    let path = root.join("examples").join(format!("{name}.yaml"));
+    assert!(path.is_file(), "no example {}", path.display());
+    path.display().to_string()
+}
+
+/// orchestrate on the shipped example `name` as it is (`examples/NAME.yaml`), its
+/// `${ORCHESTRATE_MODEL}` naming `fake-model` on the fake Ollama `model`, with `extra` variables.
+pub fn spawn_example(name: &str, model: &FakeModel, extra: &[(&str, &str)]) -> TestApp {
+    let path = example(name);
+    let origin = model.origin();
+    let mut envs = vec![
+        ("ORCHESTRATE_CONFIG", path.as_str()),
+        ("ORCHESTRATE_MODEL", "ollama:fake-model"),
+        ("OLLAMA_URL", origin.as_str()),
+    ];
+    envs.extend_from_slice(extra);
+    tokio::task::block_in_place(|| TestApp::spawn("orchestrate", &envs))
+}
