@@ -4,7 +4,9 @@
 //! whose inputs was delivered is skipped, and so, in turn, are the agents only it feeds. At
 //! most `defaults.branch_concurrency` agents run at once. A failure, unless tolerated, ends
 //! the walk at once: dropping the other branches' futures cancels their model and tool calls;
-//! so does the exit's answer, for branches still running then.
+//! so does the exit's answer, for branches still running then. A tolerated failure only spares
+//! the branches: a walk whose exit (or, without one, every sink) did not complete ends as that
+//! exit did, since the run has no output to give.
 
 use std::collections::VecDeque;
 
@@ -13,6 +15,7 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 
 use super::Ending;
+use super::budget::Stop;
 use super::step::{Input, RunCtx, StepEnd, run_step};
 use crate::config::{Join, OnError, Workflow};
 
@@ -28,6 +31,10 @@ struct Node {
     /// It was queued to run (or skipped): it is never queued again.
     decided: bool,
 }
+
+/// How a node that ran ended: completed, or its tolerated failure (its error, and its stop
+/// when a limit stopped it).
+type Ended = Result<(), (String, Option<Stop>)>;
 
 /// Walks `workflow` on `input`.
 pub(super) async fn walk(
@@ -48,6 +55,7 @@ pub(super) async fn walk(
         ready.push_back((i, Input::One(input.clone()), branch));
     }
     let limit = run.engine.orchestration.defaults.branch_concurrency.max(1);
+    let mut ended: Vec<Option<Ended>> = vec![None; n];
     let mut running = FuturesUnordered::new();
     loop {
         while running.len() < limit
@@ -87,6 +95,10 @@ pub(super) async fn walk(
                 };
             }
         }
+        ended[i] = Some(match &failure {
+            None => Ok(()),
+            Some(f) => Err(f.clone()),
+        });
         let mut queue = VecDeque::from([(i, output, routes, failure.map(|(e, _)| e))]);
         // Resolving an edge can skip its target, which resolves the target's own edges.
         while let Some((from, output, routes, error)) = queue.pop_front() {
@@ -132,7 +144,45 @@ pub(super) async fn walk(
             }
         }
     }
-    Ending::Completed
+    unreached(workflow, &ended).unwrap_or(Ending::Completed)
+}
+
+/// How a walk whose exit did not complete ends (none when it did): as the exit's own failure
+/// or stop, else failed naming the first tolerated failure that kept it from running. Without
+/// an exit, one completed sink is enough.
+fn unreached(workflow: &Workflow, ended: &[Option<Ended>]) -> Option<Ending> {
+    let exits: Vec<usize> = match workflow.exit {
+        Some(exit) => vec![exit],
+        None => (0..ended.len())
+            .filter(|&i| workflow.outputs(i).next().is_none())
+            .collect(),
+    };
+    if exits.iter().any(|&i| matches!(ended[i], Some(Ok(())))) {
+        return None;
+    }
+    let name = |i: usize| workflow.nodes[i].name.clone();
+    if let Some((i, (error, stop))) = exits.iter().find_map(|&i| match &ended[i] {
+        Some(Err(failure)) => Some((i, failure)),
+        _ => None,
+    }) {
+        return Some(match stop {
+            Some(stop) => Ending::Stopped(stop.clone()),
+            None => Ending::Failed(format!("agent {}: {error}", name(i))),
+        });
+    }
+    let why = ended
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match e {
+            Some(Err((error, _))) => Some(format!(": agent {} failed: {error}", name(i))),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let names: Vec<String> = exits.iter().map(|&i| name(i)).collect();
+    Some(Ending::Failed(format!(
+        "{} never ran{why}",
+        names.join(", ")
+    )))
 }
 
 /// What a node that runs takes: the one output that reached it (an aggregator always gets the
