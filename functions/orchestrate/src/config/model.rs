@@ -45,14 +45,15 @@ pub struct Workflow {
 impl Workflow {
     /// Its agents and every agent they delegate to (planners' and supervisors' workers).
     pub fn agents<'a>(&'a self, all: &'a Orchestration) -> Vec<&'a Arc<Agent>> {
+        // Breadth first: the nodes in the file's order, then each one's workers in theirs.
         let mut out: Vec<&Arc<Agent>> = Vec::new();
-        let mut stack: Vec<&Arc<Agent>> = self.nodes.iter().collect();
-        while let Some(agent) = stack.pop() {
+        let mut queue: std::collections::VecDeque<&Arc<Agent>> = self.nodes.iter().collect();
+        while let Some(agent) = queue.pop_front() {
             if out.iter().any(|a| a.name == agent.name) {
                 continue;
             }
             out.push(agent);
-            stack.extend(agent.workers().iter().filter_map(|w| all.agents.get(w)));
+            queue.extend(agent.workers().iter().filter_map(|w| all.agents.get(w)));
         }
         out
     }

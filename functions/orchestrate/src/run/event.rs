@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::state::{RunSummary, StepSummary, Usage};
+use super::state::{RunSummary, StepSummary};
 
 /// One event, as streamed (`data:` of SSE, with `event:` its `type`) and as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,8 +154,10 @@ pub struct ModelCall {
     /// Why the model stopped, when it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
-    /// Tokens charged.
-    pub usage: Usage,
+    /// Prompt tokens charged.
+    pub input_tokens: u64,
+    /// Answer tokens charged.
+    pub output_tokens: u64,
     /// The tokens are counted from the text (about four characters a token), because the
     /// provider's count never arrived.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

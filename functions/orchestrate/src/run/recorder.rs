@@ -205,8 +205,8 @@ impl Recorder {
                 &call.provider,
                 &call.model,
                 &call.status,
-                call.usage.input_tokens,
-                call.usage.output_tokens,
+                call.input_tokens,
+                call.output_tokens,
                 Duration::from_millis(call.duration_ms),
             ),
             Event::ToolResult {

@@ -234,8 +234,11 @@ impl RunState {
             }
             Event::ModelCall(call) => {
                 let usage = Usage {
+                    input_tokens: call.input_tokens,
+                    output_tokens: call.output_tokens,
                     model_calls: 1,
-                    ..call.usage
+                    tool_calls: 0,
+                    estimated: call.estimated,
                 };
                 if let Some(step) = self.step_mut(id) {
                     step.finish_reason.clone_from(&call.finish_reason);
@@ -378,11 +381,8 @@ mod tests {
             provider: "ollama".into(),
             status: "ok".into(),
             finish_reason: Some("stop".into()),
-            usage: Usage {
-                input_tokens: 10,
-                output_tokens: 5,
-                ..Usage::default()
-            },
+            input_tokens: 10,
+            output_tokens: 5,
             estimated: false,
             duration_ms: 1,
         });

@@ -15,7 +15,6 @@ use tokio::time::Instant;
 use super::budget::Stop;
 use super::event::{Event, ModelCall};
 use super::recorder::millis;
-use super::state::Usage;
 use super::step::{Step, StepEnd};
 use crate::config::ModelService;
 
@@ -170,12 +169,8 @@ impl Charge<'_> {
             provider: self.provider.to_owned(),
             status: status.to_owned(),
             finish_reason,
-            usage: Usage {
-                input_tokens: input,
-                output_tokens: output,
-                estimated,
-                ..Usage::default()
-            },
+            input_tokens: input,
+            output_tokens: output,
             estimated,
             duration_ms: millis(self.started.elapsed()),
         }));
