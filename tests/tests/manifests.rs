@@ -523,24 +523,51 @@ fn consts_in(rel: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The runtime's sources but its model clients (`shared/src/llm/`, which only orchestrate
+/// uses): each subsystem's variables are constants beside it.
+fn runtime_sources() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root().join("shared/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("directory entry").path();
+            let rel = path.strip_prefix(root()).unwrap().display().to_string();
+            if path.is_dir() && rel != "shared/src/llm" {
+                dirs.push(path);
+            } else if rel.ends_with(".rs") {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
 /// The variables each function reads, from its sources and the runtime's.
 fn read_by(function: &str) -> BTreeSet<String> {
-    let mut files = vec!["shared/src/config.rs"];
-    files.extend(match function {
-        "mcp-tool" => vec![
-            "functions/mcp-tool/src/config.rs",
-            "functions/mcp-tool/src/tools/huggingface/mod.rs",
-        ],
-        "orchestrate" => vec![
-            "functions/orchestrate/src/config/mod.rs",
-            "functions/orchestrate/src/lib.rs",
-            // Re-exported by orchestrate's config (`pub use aixrun::llm::config::{...}`).
-            "shared/src/llm/config.rs",
-        ],
-        "health" => vec!["functions/health/src/config.rs"],
-        other => panic!("unknown function {other}"),
-    });
-    files.into_iter().flat_map(consts_in).collect()
+    let mut files = runtime_sources();
+    files.extend(
+        match function {
+            "mcp-tool" => vec![
+                "functions/mcp-tool/src/config.rs",
+                "functions/mcp-tool/src/tools/huggingface/mod.rs",
+            ],
+            "orchestrate" => vec![
+                "functions/orchestrate/src/config/mod.rs",
+                "functions/orchestrate/src/lib.rs",
+                // Re-exported by orchestrate's config (`pub use aixrun::llm::config::{...}`).
+                "shared/src/llm/config.rs",
+            ],
+            "health" => vec!["functions/health/src/config.rs"],
+            other => panic!("unknown function {other}"),
+        }
+        .into_iter()
+        .map(str::to_owned),
+    );
+    files
+        .iter()
+        .map(String::as_str)
+        .flat_map(consts_in)
+        .collect()
 }
 
 /// `${NAME}` and `${NAME:-default}` in a configuration file: (name, has a default).

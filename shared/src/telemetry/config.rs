@@ -4,14 +4,43 @@
 
 use std::time::Duration;
 
-use crate::config::{
-    ConfigError, Env, OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_ENDPOINT,
-    OTEL_EXPORTER_OTLP_GOOGLE_AUTH, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_PROTOCOL,
-    OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_PROPAGATORS,
-    OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_TRACES_EXPORTER,
-    OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
-};
+use crate::config::{ConfigError, Env};
+
+/// `OTEL_SDK_DISABLED`: `true` turns tracing off whatever else is set.
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// `OTEL_SERVICE_NAME`: `service.name` of every span (default: `K_SERVICE`, else the function).
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key=value,...` added to the resource of every span.
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+/// `OTEL_TRACES_SAMPLER`: `parentbased_always_on` (default), `parentbased_always_off`,
+/// `parentbased_traceidratio`, `always_on`, `always_off`, `traceidratio`.
+pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+/// `OTEL_TRACES_SAMPLER_ARG`: the ratio of the `*traceidratio` samplers, 0 to 1 (default 1).
+pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+/// `OTEL_PROPAGATORS`: comma list of `tracecontext`, `baggage`, `none`.
+pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+/// `OTEL_TRACES_EXPORTER`: `otlp` or `none`; `otlp` alone turns tracing on (to the default endpoint).
+pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL; set, tracing is on.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full URL for traces (wins over the base URL).
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` (default) or `grpc`.
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`: the same for traces only (wins).
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value,...` sent with every export (values may be `sm://`).
+pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`: the same for traces only (wins).
+pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+/// `OTEL_EXPORTER_OTLP_TIMEOUT`: the longest one export may take (default 10s).
+pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+/// `OTEL_BSP_SCHEDULE_DELAY`: how long finished spans may wait before they are sent (default 1s).
+pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+/// `OTEL_EXPORTER_OTLP_GOOGLE_AUTH`: `true` signs every export with an access token from
+/// Application Default Credentials plus `x-goog-user-project` (Cloud Trace's OTLP endpoint).
+/// Default: true when the endpoint is `telemetry.googleapis.com`.
+pub const OTEL_EXPORTER_OTLP_GOOGLE_AUTH: &str = "OTEL_EXPORTER_OTLP_GOOGLE_AUTH";
 
 /// Cloud Trace's OTLP endpoint (Telemetry API).
 pub const GOOGLE_TELEMETRY_HOST: &str = "telemetry.googleapis.com";

@@ -11,7 +11,7 @@
 //!
 //! Spans are `tracing` spans that carry an `otel.name` field; only those reach OpenTelemetry.
 
-mod config;
+pub mod config;
 mod export;
 pub mod propagation;
 pub mod spans;
