@@ -4,7 +4,7 @@
 //! from it (the shutdown signal, a task tracker, per-route limits, layers over every route).
 
 mod access;
-mod auth;
+pub mod auth;
 mod connection;
 mod grpc_limits;
 mod limits;
@@ -32,7 +32,7 @@ use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use access::AccessPolicy;
-pub use auth::Principal;
+pub use auth::{ApiKeys, AuthConfig, AuthMode, Principal};
 pub use grpc_limits::grpc_timeout;
 pub use limits::{Deadline, RouteLimits};
 

@@ -15,6 +15,7 @@
 //! is not allowed; gRPC and gRPC-Web UNAUTHENTICATED or PERMISSION_DENIED. Messages say what
 //! was wrong, never the credential.
 
+pub mod config;
 mod jwks;
 
 use std::sync::Arc;
@@ -28,8 +29,8 @@ use jsonwebtoken::Validation;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::config::{AuthConfig, AuthMode};
 use crate::error::{ApiError, ErrorKind, is_grpc};
+pub use config::{ApiKeys, AuthConfig, AuthMode};
 use jwks::{KeyError, KeySet, KeyType};
 
 /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
@@ -496,7 +497,7 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind, key_type: KeyType) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ApiKeys, Env};
+    use crate::config::Env;
 
     fn verifier(pairs: &[(&str, &str)]) -> Arc<Verifier> {
         let env = Env::from_pairs(pairs.iter().copied());
