@@ -11,90 +11,19 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// `PORT`: the one port the function listens on (Cloud Run and Knative set it).
-pub const PORT: &str = "PORT";
-/// `HOST`: the address to bind. Default: all interfaces on the platform (`K_SERVICE` set),
-/// loopback elsewhere, so a local run is not reachable from the network by accident.
-pub const HOST: &str = "HOST";
+use crate::gcp::GOOGLE_CLOUD_PROJECT;
+use crate::logging::LogConfig;
+use crate::server::config::{ConnectionTimeouts, Limits, TlsConfig};
+use crate::server::{self, AuthConfig};
+use crate::telemetry::TelemetryConfig;
+use crate::{gcp, health};
+
 /// `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`: set by Cloud Run and Knative.
 pub const K_SERVICE: &str = "K_SERVICE";
 #[allow(missing_docs)]
 pub const K_REVISION: &str = "K_REVISION";
 #[allow(missing_docs)]
 pub const K_CONFIGURATION: &str = "K_CONFIGURATION";
-/// `LOG_LEVEL`: trace, debug, info, warn or error.
-pub const LOG_LEVEL: &str = "LOG_LEVEL";
-/// `RUST_LOG`: `target=level` filter directives; wins over `LOG_LEVEL` when set.
-pub const RUST_LOG: &str = "RUST_LOG";
-/// `LOG_FORMAT`: json (Cloud Logging) or text.
-pub const LOG_FORMAT: &str = "LOG_FORMAT";
-/// `GOOGLE_CLOUD_PROJECT`: the project id written into trace fields of logs.
-pub const GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
-/// `GCE_METADATA_HOST`: the metadata server's host[:port], as Google's client libraries read it.
-pub const GCE_METADATA_HOST: &str = "GCE_METADATA_HOST";
-/// `SECRET_MANAGER_ENDPOINT`: Secret Manager's base URL for `sm://` values (default
-/// `https://secretmanager.googleapis.com`; Private Service Connect endpoints and tests set it).
-pub const SECRET_MANAGER_ENDPOINT: &str = "SECRET_MANAGER_ENDPOINT";
-/// `SECRET_TIMEOUT`: the longest the fetch of one `sm://` secret may take, retries included.
-pub const SECRET_TIMEOUT: &str = "SECRET_TIMEOUT";
-/// `SHUTDOWN_GRACE_PERIOD`: how long in-flight requests may run after SIGTERM.
-pub const SHUTDOWN_GRACE_PERIOD: &str = "SHUTDOWN_GRACE_PERIOD";
-/// `MAX_REQUEST_BODY_BYTES`: larger REST bodies get 413.
-pub const MAX_REQUEST_BODY_BYTES: &str = "MAX_REQUEST_BODY_BYTES";
-/// `MAX_REQUEST_HEADER_BYTES`: larger request heads get 431.
-pub const MAX_REQUEST_HEADER_BYTES: &str = "MAX_REQUEST_HEADER_BYTES";
-/// `REQUEST_TIMEOUT`: REST requests running longer get 504; gRPC calls that send no shorter
-/// `grpc-timeout` end with DEADLINE_EXCEEDED. Keep it equal to the service's timeout.
-pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
-/// `FIRST_REQUEST_TIMEOUT`: from accept to the first request's complete head (TLS handshake,
-/// HTTP/2 preface included); a connection that takes longer is closed.
-pub const FIRST_REQUEST_TIMEOUT: &str = "FIRST_REQUEST_TIMEOUT";
-/// `HEADER_READ_TIMEOUT`: HTTP/1, from a later request's first byte to its complete head.
-pub const HEADER_READ_TIMEOUT: &str = "HEADER_READ_TIMEOUT";
-/// `BODY_READ_TIMEOUT`: REST, the longest pause while a request body arrives (then 408).
-pub const BODY_READ_TIMEOUT: &str = "BODY_READ_TIMEOUT";
-/// `IDLE_TIMEOUT`: a connection with no request in flight for this long is closed (HTTP/2:
-/// GOAWAY first).
-pub const IDLE_TIMEOUT: &str = "IDLE_TIMEOUT";
-/// `HTTP2_KEEPALIVE_INTERVAL`: how often an HTTP/2 connection is pinged (`0` turns pings off).
-pub const HTTP2_KEEPALIVE_INTERVAL: &str = "HTTP2_KEEPALIVE_INTERVAL";
-/// `HTTP2_KEEPALIVE_TIMEOUT`: an unanswered ping closes the connection after this long.
-pub const HTTP2_KEEPALIVE_TIMEOUT: &str = "HTTP2_KEEPALIVE_TIMEOUT";
-/// `ALLOWED_ORIGINS`: comma-separated browser origins allowed to call any route (CORS too).
-pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
-/// `MAX_CONNECTIONS`: connections beyond this get 503 and are closed.
-pub const MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
-/// `MAX_GRPC_MESSAGE_BYTES`: larger gRPC messages get RESOURCE_EXHAUSTED.
-pub const MAX_GRPC_MESSAGE_BYTES: &str = "MAX_GRPC_MESSAGE_BYTES";
-/// `HEALTH_CHECK_TTL`: how long a health check's result is reused.
-pub const HEALTH_CHECK_TTL: &str = "HEALTH_CHECK_TTL";
-/// `TLS_CERT_FILE`, `TLS_KEY_FILE`: PEM files; both set turns TLS on for the listener.
-pub const TLS_CERT_FILE: &str = "TLS_CERT_FILE";
-#[allow(missing_docs)]
-pub const TLS_KEY_FILE: &str = "TLS_KEY_FILE";
-/// `TLS_CLIENT_CA_FILE`: PEM bundle; set, clients must present a certificate it signed (mTLS).
-pub const TLS_CLIENT_CA_FILE: &str = "TLS_CLIENT_CA_FILE";
-
-const DEFAULT_PORT: u16 = 8080;
-const DEFAULT_GRACE: Duration = Duration::from_secs(8);
-const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
-const DEFAULT_MAX_HEADER: usize = 16 * 1024;
-const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Cloud Run's and Knative's proxies connect and send at once; 10 s is ample on a loaded node.
-const DEFAULT_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longer than the front ends keep idle connections (Google's load balancers 600 s, Go's
-/// transport in Knative's queue-proxy 90 s), so the proxy, never we, closes an idle connection:
-/// a server-side close races with the proxy's next request on it.
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(620);
-const DEFAULT_H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
-const DEFAULT_H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-const DEFAULT_MAX_GRPC_MESSAGE: usize = 4 * 1024 * 1024;
-const DEFAULT_HEALTH_TTL: Duration = Duration::from_secs(5);
-/// hyper refuses a read buffer smaller than this.
-const MIN_HEADER_BYTES: usize = 8192;
 
 /// A variable with a value that can't be used: printed as one line, then the process exits 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -288,7 +217,7 @@ fn dotenv_error(e: &dotenvy::Error, path: &std::path::Path) -> ConfigError {
 }
 
 /// A duration that must not be zero (a zero timeout would refuse everything).
-fn positive(env: &Env, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+pub(crate) fn positive(env: &Env, var: &str, default: Duration) -> Result<Duration, ConfigError> {
     let d = env.duration_or(var, default)?;
     if d.is_zero() {
         return Err(ConfigError::new(
@@ -367,59 +296,8 @@ fn parse_bytes(raw: &str) -> Result<usize, String> {
     n.checked_mul(scale).ok_or_else(|| "too large".to_string())
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One Cloud Logging JSON object per line.
-    Json,
-    /// Human-readable lines for a terminal.
-    Text,
-}
-
-/// Files that turn TLS on for the listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// PEM certificate chain.
-    pub cert_file: PathBuf,
-    /// PEM private key.
-    pub key_file: PathBuf,
-    /// PEM bundle of CAs whose client certificates are accepted (mutual TLS).
-    pub client_ca_file: Option<PathBuf>,
-}
-
-/// Limits on what one request or the whole listener may use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest REST request body.
-    pub max_body_bytes: usize,
-    /// Largest request head (request line plus headers).
-    pub max_header_bytes: usize,
-    /// Longest a REST request or a gRPC call may run.
-    pub request_timeout: Duration,
-    /// Longest pause while a REST request body arrives.
-    pub body_read_timeout: Duration,
-    /// Most connections open at once.
-    pub max_connections: usize,
-    /// Largest gRPC message, either way.
-    pub max_grpc_message_bytes: usize,
-}
-
-/// How long a connection may stay open doing what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionTimeouts {
-    /// Accept to the first request's head.
-    pub first_request: Duration,
-    /// HTTP/1: a later request's first byte to its complete head.
-    pub header_read: Duration,
-    /// No request in flight for this long closes the connection.
-    pub idle: Duration,
-    /// HTTP/2 ping interval (`None`: no pings).
-    pub h2_keepalive_interval: Option<Duration>,
-    /// HTTP/2: how long a ping may go unanswered.
-    pub h2_keepalive_timeout: Duration,
-}
-
-/// Everything the runtime reads from the environment.
+/// Everything the runtime reads from the environment: each subsystem's configuration, read by
+/// that subsystem, composed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
     /// Address to bind.
@@ -432,12 +310,8 @@ pub struct RuntimeConfig {
     pub k_revision: Option<String>,
     /// `K_CONFIGURATION`.
     pub k_configuration: Option<String>,
-    /// Default level for our own log lines.
-    pub log_level: String,
-    /// `RUST_LOG` directives, if any.
-    pub rust_log: Option<String>,
-    /// Log line format.
-    pub log_format: LogFormat,
+    /// Log level, filter and format.
+    pub log: LogConfig,
     /// `GOOGLE_CLOUD_PROJECT`.
     pub project_id: Option<String>,
     /// Metadata server base, `http://HOST` (from `GCE_METADATA_HOST`).
@@ -455,173 +329,39 @@ pub struct RuntimeConfig {
     /// TLS on the listener, if configured.
     pub tls: Option<TlsConfig>,
     /// Authentication of incoming requests.
-    pub auth: crate::server::AuthConfig,
-    pub telemetry: crate::telemetry::TelemetryConfig,
+    pub auth: AuthConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 impl RuntimeConfig {
-    /// Reads and checks every runtime variable.
+    /// Reads and checks every runtime variable, in a fixed order (with several bad values, the
+    /// first in this order is the one reported).
     pub fn from_env(env: &Env, stdout_is_terminal: bool) -> Result<Self, ConfigError> {
-        let port = env.parse_or(PORT, DEFAULT_PORT, "a port number from 0 to 65535")?;
         let k_service = env.get(K_SERVICE).map(str::to_owned);
-        let default_host = if k_service.is_some() {
-            IpAddr::from([0, 0, 0, 0])
-        } else {
-            IpAddr::from([127, 0, 0, 1])
-        };
-        let host = env.parse_or(
-            HOST,
-            default_host,
-            "an IP address such as 0.0.0.0 or 127.0.0.1",
-        )?;
-        let log_level = match env.get(LOG_LEVEL) {
-            None => "info".to_owned(),
-            Some(raw) => {
-                let level = raw.trim().to_ascii_lowercase();
-                let level = if level == "warning" {
-                    "warn".to_owned()
-                } else {
-                    level
-                };
-                if !["trace", "debug", "info", "warn", "error", "off"].contains(&level.as_str()) {
-                    return Err(ConfigError::new(
-                        LOG_LEVEL,
-                        raw,
-                        "unknown level",
-                        "one of trace, debug, info, warn, error, off",
-                    ));
-                }
-                level
-            }
-        };
-        let rust_log = env.get(RUST_LOG).map(str::to_owned);
-        if let Some(raw) = &rust_log {
-            raw.parse::<tracing_subscriber::filter::Targets>()
-                .map_err(|e| {
-                    ConfigError::new(
-                        RUST_LOG,
-                        raw,
-                        e.to_string(),
-                        "comma-separated target=level directives such as info,aixrun=debug \
-                         (span and field filters are not supported)",
-                    )
-                })?;
-        }
-        let log_format = match env.get(LOG_FORMAT).map(|v| v.trim().to_ascii_lowercase()) {
-            Some(v) if v == "json" => LogFormat::Json,
-            Some(v) if v == "text" => LogFormat::Text,
-            Some(_) => {
-                return Err(ConfigError::new(
-                    LOG_FORMAT,
-                    env.get(LOG_FORMAT).unwrap_or_default(),
-                    "unknown format",
-                    "json or text",
-                ));
-            }
-            None if stdout_is_terminal && k_service.is_none() => LogFormat::Text,
-            None => LogFormat::Json,
-        };
-        let grace_period = env.duration_or(SHUTDOWN_GRACE_PERIOD, DEFAULT_GRACE)?;
-        let max_header_bytes = env.bytes_or(MAX_REQUEST_HEADER_BYTES, DEFAULT_MAX_HEADER)?;
-        if max_header_bytes < MIN_HEADER_BYTES {
-            return Err(ConfigError::new(
-                MAX_REQUEST_HEADER_BYTES,
-                env.get(MAX_REQUEST_HEADER_BYTES).unwrap_or_default(),
-                "below the HTTP/1 parser's minimum",
-                "at least 8KiB",
-            ));
-        }
-        let max_connections = env.parse_or(
-            MAX_CONNECTIONS,
-            DEFAULT_MAX_CONNECTIONS,
-            "a whole number of connections, at least 1",
-        )?;
-        if max_connections == 0 {
-            return Err(ConfigError::new(
-                MAX_CONNECTIONS,
-                "0",
-                "would refuse every connection",
-                "a whole number of connections, at least 1",
-            ));
-        }
-        let limits = Limits {
-            max_body_bytes: env.bytes_or(MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_BODY)?,
-            max_header_bytes,
-            request_timeout: positive(env, REQUEST_TIMEOUT, DEFAULT_REQUEST_TIMEOUT)?,
-            body_read_timeout: positive(env, BODY_READ_TIMEOUT, DEFAULT_BODY_READ_TIMEOUT)?,
-            max_connections,
-            max_grpc_message_bytes: env
-                .bytes_or(MAX_GRPC_MESSAGE_BYTES, DEFAULT_MAX_GRPC_MESSAGE)?,
-        };
-        let keepalive = env.duration_or(HTTP2_KEEPALIVE_INTERVAL, DEFAULT_H2_KEEPALIVE_INTERVAL)?;
-        let timeouts = ConnectionTimeouts {
-            first_request: positive(env, FIRST_REQUEST_TIMEOUT, DEFAULT_FIRST_REQUEST_TIMEOUT)?,
-            header_read: positive(env, HEADER_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT)?,
-            idle: positive(env, IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)?,
-            h2_keepalive_interval: (!keepalive.is_zero()).then_some(keepalive),
-            h2_keepalive_timeout: positive(
-                env,
-                HTTP2_KEEPALIVE_TIMEOUT,
-                DEFAULT_H2_KEEPALIVE_TIMEOUT,
-            )?,
-        };
-        let allowed_origins = origins(env, ALLOWED_ORIGINS)?;
-        let tls = match (env.get(TLS_CERT_FILE), env.get(TLS_KEY_FILE)) {
-            (None, None) => {
-                if let Some(ca) = env.get(TLS_CLIENT_CA_FILE) {
-                    return Err(ConfigError::new(
-                        TLS_CLIENT_CA_FILE,
-                        ca,
-                        "client certificates need TLS on the listener",
-                        "TLS_CERT_FILE and TLS_KEY_FILE set as well",
-                    ));
-                }
-                None
-            }
-            (Some(cert), Some(key)) => Some(TlsConfig {
-                cert_file: cert.into(),
-                key_file: key.into(),
-                client_ca_file: env.get(TLS_CLIENT_CA_FILE).map(PathBuf::from),
-            }),
-            (Some(cert), None) => {
-                return Err(ConfigError::new(
-                    TLS_CERT_FILE,
-                    cert,
-                    "set without TLS_KEY_FILE",
-                    "both TLS_CERT_FILE and TLS_KEY_FILE, or neither",
-                ));
-            }
-            (None, Some(key)) => {
-                return Err(ConfigError::new(
-                    TLS_KEY_FILE,
-                    key,
-                    "set without TLS_CERT_FILE",
-                    "both TLS_CERT_FILE and TLS_KEY_FILE, or neither",
-                ));
-            }
-        };
-        let metadata_host = env
-            .get(GCE_METADATA_HOST)
-            .unwrap_or("metadata.google.internal");
+        let (host, port) = server::config::address(env, k_service.is_some())?;
+        let log = LogConfig::from_env(env, stdout_is_terminal && k_service.is_none())?;
+        let grace_period = server::config::grace_period(env)?;
+        let limits = Limits::from_env(env)?;
+        let timeouts = ConnectionTimeouts::from_env(env)?;
+        let allowed_origins = server::config::allowed_origins(env)?;
+        let tls = TlsConfig::from_env(env)?;
         Ok(Self {
             host,
             port,
             k_service,
             k_revision: env.get(K_REVISION).map(str::to_owned),
             k_configuration: env.get(K_CONFIGURATION).map(str::to_owned),
-            log_level,
-            rust_log,
-            log_format,
+            log,
             project_id: env.get(GOOGLE_CLOUD_PROJECT).map(str::to_owned),
-            metadata_host: format!("http://{metadata_host}"),
+            metadata_host: gcp::metadata::base_url(env),
             grace_period,
             limits,
             timeouts,
             allowed_origins,
-            health_check_ttl: env.duration_or(HEALTH_CHECK_TTL, DEFAULT_HEALTH_TTL)?,
+            health_check_ttl: health::config::check_ttl(env)?,
             tls,
-            auth: crate::server::AuthConfig::from_env(env)?,
-            telemetry: crate::telemetry::TelemetryConfig::from_env(env)?,
+            auth: AuthConfig::from_env(env)?,
+            telemetry: TelemetryConfig::from_env(env)?,
         })
     }
 
@@ -634,6 +374,7 @@ impl RuntimeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::LogFormat;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<RuntimeConfig, ConfigError> {
         RuntimeConfig::from_env(&Env::from_pairs(pairs.iter().copied()), false)
@@ -647,7 +388,7 @@ mod tests {
         let on_platform = cfg(&[("K_SERVICE", "svc")]).unwrap();
         assert_eq!(on_platform.host.to_string(), "0.0.0.0");
         assert_eq!(c.grace_period, Duration::from_secs(8));
-        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log.format, LogFormat::Json);
         assert!(c.tls.is_none());
     }
 
@@ -680,7 +421,7 @@ mod tests {
     #[test]
     fn rust_log_takes_target_directives_only() {
         let c = cfg(&[("RUST_LOG", "warn,aixrun=debug,h2=off")]).unwrap();
-        assert_eq!(c.rust_log.as_deref(), Some("warn,aixrun=debug,h2=off"));
+        assert_eq!(c.log.rust_log.as_deref(), Some("warn,aixrun=debug,h2=off"));
         let e = cfg(&[("RUST_LOG", "info,[request{id=1}]=debug")]).unwrap_err();
         assert_eq!(e.var, "RUST_LOG");
         assert!(e.to_string().contains("span and field filters"), "{e}");
@@ -690,12 +431,12 @@ mod tests {
     fn text_logs_only_on_a_local_terminal() {
         let env = Env::from_pairs([("K_SERVICE", "x")]);
         assert_eq!(
-            RuntimeConfig::from_env(&env, true).unwrap().log_format,
+            RuntimeConfig::from_env(&env, true).unwrap().log.format,
             LogFormat::Json
         );
         let env = Env::from_pairs::<_, &str, &str>([]);
         assert_eq!(
-            RuntimeConfig::from_env(&env, true).unwrap().log_format,
+            RuntimeConfig::from_env(&env, true).unwrap().log.format,
             LogFormat::Text
         );
     }

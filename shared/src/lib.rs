@@ -58,7 +58,11 @@ where
     // its exporter is built in phase two, once secrets (export headers may be some) resolve.
     let telemetry = telemetry::Telemetry::new(&config, function);
     logging::init(
-        &config,
+        &config.log,
+        logging::Source {
+            project_id: config.project_id.as_deref(),
+            k_revision: config.k_revision.as_deref(),
+        },
         telemetry.as_ref().map(telemetry::Telemetry::tracer),
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()

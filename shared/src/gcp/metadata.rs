@@ -4,7 +4,13 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 
+use crate::config::Env;
 use crate::outbound::{Call, OutboundError, Request, Url};
+
+/// `GCE_METADATA_HOST`: the metadata server's host[:port], as Google's client libraries read it.
+pub const GCE_METADATA_HOST: &str = "GCE_METADATA_HOST";
+/// Where the metadata server is when `GCE_METADATA_HOST` is unset.
+const DEFAULT_HOST: &str = "metadata.google.internal";
 
 /// Largest answer read: metadata values are ids, names and tokens of a few KiB at most.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -30,6 +36,14 @@ pub enum MetadataError {
     /// The answer lacked `Metadata-Flavor: Google`: something else answered.
     #[error("the answer for {0} did not come from a metadata server (no Metadata-Flavor: Google)")]
     NotMetadata(String),
+}
+
+/// The metadata server's base URL, `http://HOST` (from `GCE_METADATA_HOST`).
+pub fn base_url(env: &Env) -> String {
+    format!(
+        "http://{}",
+        env.get(GCE_METADATA_HOST).unwrap_or(DEFAULT_HOST)
+    )
 }
 
 /// `GET {base}/computeMetadata/v1/{path}` with the required `Metadata-Flavor` header, within

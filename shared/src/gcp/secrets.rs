@@ -19,10 +19,16 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 
 use crate::StartupError;
-use crate::config::{
-    ConfigError, Env, GOOGLE_CLOUD_PROJECT, SECRET_MANAGER_ENDPOINT, SECRET_TIMEOUT,
-};
+use crate::config::{ConfigError, Env};
 use crate::outbound::{Call, OutboundError, Request, RetryPolicy, Url};
+
+use super::GOOGLE_CLOUD_PROJECT;
+
+/// `SECRET_MANAGER_ENDPOINT`: Secret Manager's base URL for `sm://` values (default
+/// `https://secretmanager.googleapis.com`; Private Service Connect endpoints and tests set it).
+pub const SECRET_MANAGER_ENDPOINT: &str = "SECRET_MANAGER_ENDPOINT";
+/// `SECRET_TIMEOUT`: the longest the fetch of one `sm://` secret may take, retries included.
+pub const SECRET_TIMEOUT: &str = "SECRET_TIMEOUT";
 
 /// Where Secret Manager's REST API is when `SECRET_MANAGER_ENDPOINT` is unset.
 pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";

@@ -6,6 +6,7 @@
 //! runs inside the request that finds its cached result stale. Readiness awaits critical checks
 //! only; non-critical ones run when `/health` is asked, so one that hangs never slows readiness.
 
+pub mod config;
 mod grpc;
 mod routes;
 

@@ -2,6 +2,7 @@
 //! per-request log line with `httpRequest`, and trace fields from the caller's trace context.
 
 mod cloud;
+pub mod config;
 pub mod project;
 mod request;
 mod trace_context;
@@ -13,10 +14,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 pub use cloud::CloudLogging;
+pub use config::{LogConfig, LogFormat};
 pub use request::{RequestLog, log_request, request_span};
 pub use trace_context::TraceContext;
 
-use crate::config::{LogFormat, RuntimeConfig};
+use config::LEVELS;
 
 /// Crates whose INFO lines are noise for an operator.
 /// Crates whose lines are noise for an operator, and the least severe level worth keeping.
@@ -30,15 +32,12 @@ const QUIET: &[(&str, &str)] = &[
     ("rmcp", "error"),
 ];
 
-/// Levels from most to least verbose.
-const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-
 /// The filter: `RUST_LOG` when set, else `LOG_LEVEL` for everything, with the chatty crates
 /// held at their quiet level (or the global one, whichever is less verbose).
-pub fn filter(config: &RuntimeConfig) -> Targets {
+pub fn filter(config: &LogConfig) -> Targets {
     let directives = config.rust_log.clone().unwrap_or_else(|| {
         let rank = |l: &str| LEVELS.iter().position(|x| *x == l).unwrap_or(2);
-        let global = config.log_level.as_str();
+        let global = config.level.as_str();
         let mut d = global.to_owned();
         for (target, quiet) in QUIET {
             let level = if rank(quiet) > rank(global) {
@@ -56,10 +55,24 @@ pub fn filter(config: &RuntimeConfig) -> Targets {
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
 }
 
+/// Where the lines come from: the project their trace fields name (`GOOGLE_CLOUD_PROJECT`,
+/// else looked up on the first traced request) and the revision every line is labelled with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Source<'a> {
+    /// `GOOGLE_CLOUD_PROJECT`.
+    pub project_id: Option<&'a str>,
+    /// `K_REVISION`.
+    pub k_revision: Option<&'a str>,
+}
+
 /// Installs the global subscriber writing to stdout, with the OpenTelemetry layer when a
 /// tracer is given (tracing on).
-pub fn init(config: &RuntimeConfig, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) {
-    init_with_writer(config, std::io::stdout, tracer);
+pub fn init(
+    config: &LogConfig,
+    source: Source<'_>,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+) {
+    init_with_writer(config, source, std::io::stdout, tracer);
 }
 
 /// Installs the global subscriber writing through `writer` (tests capture lines this way).
@@ -68,15 +81,16 @@ pub fn init(config: &RuntimeConfig, tracer: Option<opentelemetry_sdk::trace::Sdk
 /// has its own: every span that carries an `otel.name` field, whatever the log level, and no
 /// events (log lines are not copied into spans).
 pub fn init_with_writer<W>(
-    config: &RuntimeConfig,
+    config: &LogConfig,
+    source: Source<'_>,
     writer: W,
     tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
 ) where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::Layer as _;
-    if let Some(project) = &config.project_id {
-        project::set(project.clone());
+    if let Some(project) = source.project_id {
+        project::set(project.to_owned());
     }
     let otel = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
@@ -91,9 +105,9 @@ pub fn init_with_writer<W>(
             }))
     });
     let registry = tracing_subscriber::registry().with(otel);
-    let result = match config.log_format {
+    let result = match config.format {
         LogFormat::Json => registry
-            .with(CloudLogging::new(writer, labels(config)).with_filter(filter(config)))
+            .with(CloudLogging::new(writer, labels(source)).with_filter(filter(config)))
             .try_init(),
         LogFormat::Text => registry
             .with(
@@ -108,10 +122,10 @@ pub fn init_with_writer<W>(
     let _ = result;
 }
 
-fn labels(config: &RuntimeConfig) -> Map<String, Value> {
+fn labels(source: Source<'_>) -> Map<String, Value> {
     let mut labels = Map::new();
-    if let Some(rev) = &config.k_revision {
-        labels.insert("k_revision".into(), rev.clone().into());
+    if let Some(rev) = source.k_revision {
+        labels.insert("k_revision".into(), rev.into());
     }
     labels
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::ConnectionTimeouts;
+use super::config::ConnectionTimeouts;
 
 /// On drain, how long a connection that has not delivered a request yet may take to do so.
 /// A client that connected before the signal has usually written its request already; hyper

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::config::Limits;
+use super::config::Limits;
 use crate::error::{ApiError, ErrorKind};
 
 /// The limits of one group of REST routes.

@@ -25,8 +25,8 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::PeerAddr;
+use super::config::{ConnectionTimeouts, Limits};
 use super::connection::{ConnState, Decision, InFlightBody, NO_DEADLINE, WatchedIo};
-use crate::config::{ConnectionTimeouts, Limits};
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
 

@@ -5,6 +5,7 @@
 
 mod access;
 pub mod auth;
+pub mod config;
 mod connection;
 mod grpc_limits;
 mod limits;
@@ -33,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use access::AccessPolicy;
 pub use auth::{ApiKeys, AuthConfig, AuthMode, Principal};
+pub use config::{ConnectionTimeouts, Limits, TlsConfig};
 pub use grpc_limits::grpc_timeout;
 pub use limits::{Deadline, RouteLimits};
 

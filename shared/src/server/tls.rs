@@ -9,13 +9,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
-use crate::config::{self, TlsConfig};
+use super::config::{self, TlsConfig};
+use crate::config::ConfigError;
 use crate::error::StartupError;
 
 /// Reads the PEM files and builds the acceptor; any problem names the variable and file.
 pub(crate) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, StartupError> {
     let bad = |var: &str, path: &std::path::Path, problem: String, expected: &str| {
-        StartupError::Config(config::ConfigError::new(
+        StartupError::Config(ConfigError::new(
             var,
             &path.display().to_string(),
             problem,

@@ -127,7 +127,8 @@ async fn resolve_header_secrets(
     env: &Env,
     config: &RuntimeConfig,
 ) -> Result<Vec<(String, String)>, StartupError> {
-    use crate::config::{GOOGLE_CLOUD_PROJECT, SECRET_MANAGER_ENDPOINT, SECRET_TIMEOUT};
+    use crate::gcp::GOOGLE_CLOUD_PROJECT;
+    use crate::gcp::secrets::{SECRET_MANAGER_ENDPOINT, SECRET_TIMEOUT};
     if !headers.iter().any(|(_, v)| v.starts_with("sm://")) {
         return Ok(headers);
     }
