@@ -2,6 +2,7 @@
 //! over HTTP/1.1 and h2c; health, metrics, Cloud Logging logs; environment configuration;
 //! graceful shutdown. A function's `main` is one call to [`run`].
 
+pub mod app;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -20,7 +21,8 @@ pub mod telemetry;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-pub use config::{ConfigError, Env, RuntimeConfig};
+pub use app::{App, Function, RuntimeConfig};
+pub use config::{ConfigError, Env};
 
 /// mimalloc for every function: with glibc's allocator, malloc and free are a quarter of the
 /// CPU time of a small request (perf, `tools/call` of `echo`). Its arena commit default is set
@@ -28,7 +30,6 @@ pub use config::{ConfigError, Env, RuntimeConfig};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use error::StartupError;
-pub use server::{App, Function};
 
 /// Runs a function: reads the environment (`.env` beneath it locally), starts logging and the
 /// async runtime, resolves `sm://` secrets, lets `setup` add the function's routes and
@@ -56,7 +57,15 @@ where
     };
     // Tracing's provider is built now so that logging has its layer from the first line;
     // its exporter is built in phase two, once secrets (export headers may be some) resolve.
-    let telemetry = telemetry::Telemetry::new(&config, function);
+    let telemetry = telemetry::Telemetry::new(
+        &config.telemetry,
+        telemetry::Service {
+            function: function.name,
+            version: function.version,
+            k_service: config.k_service.as_deref(),
+            k_revision: config.k_revision.as_deref(),
+        },
+    );
     logging::init(
         &config.log,
         logging::Source {
@@ -78,7 +87,7 @@ where
         let mut env = env;
         gcp::secrets::resolve(&mut env, &config.metadata_host).await?;
         let guard = match telemetry {
-            Some(t) => Some(t.start(&env, &config).await?),
+            Some(t) => Some(start_tracing(t, &env, &config).await?),
             None => None,
         };
         let app = setup(App::new(function, env, config)).await?;
@@ -102,6 +111,33 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(function, e),
     }
+}
+
+/// Phase two of tracing: the export headers (read now, their `sm://` values resolved as every
+/// other secret is), the project Cloud Trace files spans under (looked up now when it is
+/// needed and not configured), then the exporter.
+async fn start_tracing(
+    tracing: telemetry::Telemetry,
+    env: &Env,
+    config: &RuntimeConfig,
+) -> Result<telemetry::TelemetryGuard, StartupError> {
+    let headers = telemetry::headers(env)?;
+    let headers = gcp::secrets::resolve_values(
+        telemetry::config::OTEL_EXPORTER_OTLP_HEADERS,
+        headers,
+        env,
+        &config.metadata_host,
+    )
+    .await?;
+    let project = if tracing.google_auth() {
+        if config.on_platform() && logging::project::get().is_none() {
+            logging::project::ensure(&config.metadata_host).await;
+        }
+        logging::project::get().map(str::to_owned)
+    } else {
+        None
+    };
+    tracing.start(headers, project)
 }
 
 /// The longest the final span export may take after the drain (Cloud Run kills 10 s after

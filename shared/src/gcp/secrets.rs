@@ -203,6 +203,44 @@ pub async fn resolve(env: &mut Env, metadata_base: &str) -> Result<(), StartupEr
     Ok(())
 }
 
+/// The values of `pairs` that are `sm://` references (`x-api-key=sm://otel-key` in a list
+/// variable `var`) become their secrets, fetched as every other `sm://` value is; messages
+/// call the `i`-th value `var[i]`. `env` gives what [`fetch`] reads from it.
+pub async fn resolve_values(
+    var: &str,
+    pairs: Vec<(String, String)>,
+    env: &Env,
+    metadata_base: &str,
+) -> Result<Vec<(String, String)>, StartupError> {
+    if !pairs.iter().any(|(_, v)| v.starts_with(SCHEME)) {
+        return Ok(pairs);
+    }
+    let mut vars: Vec<(String, String)> = [
+        GOOGLE_CLOUD_PROJECT,
+        SECRET_MANAGER_ENDPOINT,
+        SECRET_TIMEOUT,
+    ]
+    .iter()
+    .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
+    .collect();
+    let keyed = |i: usize| format!("{var}[{i}]");
+    for (i, (_, v)) in pairs.iter().enumerate() {
+        if v.starts_with(SCHEME) {
+            vars.push((keyed(i), v.clone()));
+        }
+    }
+    let mut secrets = Env::from_pairs(vars);
+    resolve(&mut secrets, metadata_base).await?;
+    Ok(pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, v))| match secrets.get(&keyed(i)) {
+            Some(secret) if v.starts_with(SCHEME) => (k, secret.to_owned()),
+            _ => (k, v),
+        })
+        .collect())
+}
+
 /// Fetches `refs` (each `(name, raw, reference)`: `name` is what messages call it, a variable
 /// or a configuration key, and `raw` the `sm://` text written there), all at once, the way
 /// [`resolve`] does for variables, and returns their values in order. `env` gives

@@ -5,7 +5,6 @@ mod cloud;
 pub mod config;
 pub mod project;
 mod request;
-mod trace_context;
 
 use serde_json::{Map, Value};
 use tracing_subscriber::filter::Targets;
@@ -13,10 +12,10 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+pub use crate::telemetry::TraceContext;
 pub use cloud::CloudLogging;
 pub use config::{LogConfig, LogFormat};
 pub use request::{RequestLog, log_request, request_span};
-pub use trace_context::TraceContext;
 
 use config::LEVELS;
 

@@ -5,9 +5,10 @@
 //! tracer provider (resource, sampler, propagators) so that logging can be installed with the
 //! OpenTelemetry layer from the first line on; spans that end before the exporter exists are
 //! held. [`Telemetry::start`], in the asynchronous second phase (after `sm://` secrets resolve,
-//! before the port opens), builds the exporter and the batch processor. The [`TelemetryGuard`]
-//! it returns is shut down by [`crate::run`] after the server's drain, which sends every span
-//! still queued.
+//! before the port opens), builds the exporter and the batch processor from the export headers
+//! and the project that [`crate::run`] resolved (this module stands below `gcp` and `logging`
+//! and asks neither). The [`TelemetryGuard`] it returns is shut down by [`crate::run`] after
+//! the server's drain, which sends every span still queued.
 //!
 //! Spans are `tracing` spans that carry an `otel.name` field; only those reach OpenTelemetry.
 
@@ -15,6 +16,7 @@ pub mod config;
 mod export;
 pub mod propagation;
 pub mod spans;
+mod trace_context;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,8 +34,8 @@ pub use config::{
     ExporterConfig, GOOGLE_TELEMETRY_HOST, Propagators, Protocol, SamplerKind, TelemetryConfig,
     headers,
 };
+pub use trace_context::TraceContext;
 
-use crate::config::{Env, RuntimeConfig};
 use crate::error::StartupError;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -46,6 +48,20 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// Who the spans come from: the function, and the service and revision the platform runs it
+/// as (`K_SERVICE`, `K_REVISION`).
+#[derive(Debug, Clone, Copy)]
+pub struct Service<'a> {
+    /// The function's name (`service.name` unless `K_SERVICE` or `OTEL_SERVICE_NAME` is set).
+    pub function: &'a str,
+    /// `service.version`.
+    pub version: &'a str,
+    /// `K_SERVICE`.
+    pub k_service: Option<&'a str>,
+    /// `K_REVISION`.
+    pub k_revision: Option<&'a str>,
+}
+
 /// Phase one: the tracer provider, without an exporter yet.
 pub struct Telemetry {
     provider: SdkTracerProvider,
@@ -56,12 +72,11 @@ pub struct Telemetry {
 impl Telemetry {
     /// The provider for this configuration, or `None` when tracing is off. Sets the
     /// process's propagators and turns [`enabled`] on.
-    pub fn new(config: &RuntimeConfig, function: crate::Function) -> Option<Self> {
-        let telemetry = &config.telemetry;
+    pub fn new(telemetry: &TelemetryConfig, service: Service<'_>) -> Option<Self> {
         let exporter = telemetry.exporter.clone()?;
         let deferred = Arc::new(Deferred::default());
         let provider = SdkTracerProvider::builder()
-            .with_resource(resource(config, function))
+            .with_resource(resource(telemetry, service))
             .with_sampler(sampler(telemetry.sampler))
             .with_span_processor(DeferredProcessor(deferred.clone()))
             .build();
@@ -79,21 +94,21 @@ impl Telemetry {
         self.provider.tracer("aixrun")
     }
 
-    /// Phase two: builds the exporter (headers read now, secrets resolved) and starts sending.
-    pub async fn start(
+    /// Whether exports are signed with Google credentials (Cloud Trace), which file spans
+    /// under a project: [`Self::start`] wants it then.
+    pub fn google_auth(&self) -> bool {
+        self.exporter.google_auth
+    }
+
+    /// Phase two: builds the exporter with its `headers` (secrets resolved) and, for Cloud
+    /// Trace, the `project`, and starts sending.
+    pub fn start(
         self,
-        env: &Env,
-        config: &RuntimeConfig,
+        headers: Vec<(String, String)>,
+        project: Option<String>,
     ) -> Result<TelemetryGuard, StartupError> {
-        let headers =
-            resolve_header_secrets(headers(env).map_err(StartupError::Config)?, env, config)
-                .await?;
         let mut extra = Vec::new();
         let project = if self.exporter.google_auth {
-            if config.on_platform() && crate::logging::project::get().is_none() {
-                crate::logging::project::ensure(&config.metadata_host).await;
-            }
-            let project = crate::logging::project::get().map(str::to_owned);
             match &project {
                 // Cloud Trace files spans under the resource's project.
                 Some(p) => extra.push(KeyValue::new("gcp.project_id", p.clone())),
@@ -119,45 +134,6 @@ impl Telemetry {
     }
 }
 
-/// Header values that are `sm://` references (`x-api-key=sm://otel-key`) become their secrets,
-/// fetched as every other `sm://` value is (a whole variable that is a reference was resolved
-/// before this).
-async fn resolve_header_secrets(
-    headers: Vec<(String, String)>,
-    env: &Env,
-    config: &RuntimeConfig,
-) -> Result<Vec<(String, String)>, StartupError> {
-    use crate::gcp::GOOGLE_CLOUD_PROJECT;
-    use crate::gcp::secrets::{SECRET_MANAGER_ENDPOINT, SECRET_TIMEOUT};
-    if !headers.iter().any(|(_, v)| v.starts_with("sm://")) {
-        return Ok(headers);
-    }
-    let mut pairs: Vec<(String, String)> = [
-        GOOGLE_CLOUD_PROJECT,
-        SECRET_MANAGER_ENDPOINT,
-        SECRET_TIMEOUT,
-    ]
-    .iter()
-    .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
-    .collect();
-    let keyed = |i: usize| format!("OTEL_EXPORTER_OTLP_HEADERS[{i}]");
-    for (i, (_, v)) in headers.iter().enumerate() {
-        if v.starts_with("sm://") {
-            pairs.push((keyed(i), v.clone()));
-        }
-    }
-    let mut secrets = Env::from_pairs(pairs);
-    crate::gcp::secrets::resolve(&mut secrets, &config.metadata_host).await?;
-    Ok(headers
-        .into_iter()
-        .enumerate()
-        .map(|(i, (k, v))| match secrets.get(&keyed(i)) {
-            Some(secret) if v.starts_with("sm://") => (k, secret.to_owned()),
-            _ => (k, v),
-        })
-        .collect())
-}
-
 /// Sends what is still queued when dropped or shut down; [`crate::run`] does so after the drain.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
@@ -172,25 +148,21 @@ impl TelemetryGuard {
     }
 }
 
-fn resource(config: &RuntimeConfig, function: crate::Function) -> Resource {
-    let telemetry = &config.telemetry;
-    let default_name = config
-        .k_service
-        .clone()
-        .unwrap_or_else(|| function.name.to_owned());
+fn resource(telemetry: &TelemetryConfig, service: Service<'_>) -> Resource {
+    let default_name = service.k_service.unwrap_or(service.function).to_owned();
     let mut defaults = vec![
         KeyValue::new("service.name", default_name),
-        KeyValue::new("service.version", function.version),
+        KeyValue::new("service.version", service.version.to_owned()),
         KeyValue::new("telemetry.sdk.name", "opentelemetry"),
         KeyValue::new("telemetry.sdk.language", "rust"),
     ];
-    if let Some(service) = &config.k_service {
+    if let Some(k_service) = service.k_service {
         defaults.push(KeyValue::new("cloud.provider", "gcp"));
         defaults.push(KeyValue::new("cloud.platform", "gcp_cloud_run"));
-        defaults.push(KeyValue::new("faas.name", service.clone()));
+        defaults.push(KeyValue::new("faas.name", k_service.to_owned()));
     }
-    if let Some(revision) = &config.k_revision {
-        defaults.push(KeyValue::new("faas.version", revision.clone()));
+    if let Some(revision) = service.k_revision {
+        defaults.push(KeyValue::new("faas.version", revision.to_owned()));
     }
     let mut builder = Resource::builder_empty()
         .with_attributes(defaults)

@@ -12,8 +12,7 @@ use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use serde_json::{Map, Value};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::Propagators;
-use crate::logging::TraceContext;
+use super::{Propagators, TraceContext};
 
 static CLOUD_TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
