@@ -17,21 +17,24 @@
 
 pub mod config;
 mod jwks;
+mod token;
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, header};
 use jsonwebtoken::Validation;
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ErrorKind, is_grpc};
 pub use config::{ApiKeys, AuthConfig, AuthMode};
 use jwks::{KeyError, KeySet, KeyType};
+use token::{
+    Claims, bearer_token, describe, digest, is_true, jwt_header, looks_like_jwt, printable,
+    validation,
+};
 
 /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 60;
@@ -374,16 +377,6 @@ impl Verifier {
     }
 }
 
-fn validation(key_type: KeyType, audiences: &[String]) -> Validation {
-    let mut v = Validation::new(key_type.algorithm());
-    v.leeway = LEEWAY_SECS;
-    v.validate_nbf = true;
-    v.validate_aud = true;
-    v.set_audience(audiences);
-    v.set_required_spec_claims(&["exp", "iss", "aud"]);
-    v
-}
-
 /// Middleware: open paths pass; every other request needs a credential an enabled mode accepts.
 pub(crate) async fn authenticate(
     State(verifier): State<Arc<Verifier>>,
@@ -413,208 +406,5 @@ pub(crate) async fn authenticate(
     }
 }
 
-#[derive(Deserialize)]
-struct JwtHeader {
-    alg: String,
-    kid: Option<String>,
-}
-
-/// The header of a compact JWS, read without trusting it (to choose the key and pin `alg`).
-fn jwt_header(token: &str) -> Option<JwtHeader> {
-    let mut parts = token.split('.');
-    let (head, _, _) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(head.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-fn looks_like_jwt(token: &str) -> bool {
-    token.starts_with("eyJ") && token.bytes().filter(|&b| b == b'.').count() == 2
-}
-
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// A header value from the token, made safe to repeat: short, letters and digits only.
-fn printable(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(16)
-        .collect();
-    if clean.is_empty() {
-        "\"\"".into()
-    } else {
-        clean
-    }
-}
-
-fn digest(text: &str) -> [u8; 32] {
-    let mut out = [0; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
-    out
-}
-
-fn is_true(value: &serde_json::Value) -> bool {
-    value.as_bool() == Some(true) || value.as_str() == Some("true")
-}
-
-/// The claims read beyond those `jsonwebtoken` validates.
-#[derive(Deserialize)]
-struct Claims {
-    sub: Option<String>,
-    email: Option<String>,
-    email_verified: Option<serde_json::Value>,
-    iat: Option<f64>,
-}
-
-fn describe(kind: &jsonwebtoken::errors::ErrorKind, key_type: KeyType) -> String {
-    use jsonwebtoken::errors::ErrorKind as K;
-    let (issuer, audiences) = match key_type {
-        KeyType::Rsa => ("accounts.google.com", "AUTH_AUDIENCES"),
-        KeyType::P256 => (IAP_ISSUER, "IAP_AUDIENCE"),
-    };
-    match kind {
-        K::ExpiredSignature => "has expired (exp)".into(),
-        K::ImmatureSignature => "is not valid yet (nbf in the future)".into(),
-        K::InvalidAudience => format!("is for another audience (aud not in {audiences})"),
-        K::InvalidIssuer => format!("was not issued by {issuer} (iss)"),
-        K::InvalidSignature => "has a bad signature".into(),
-        K::InvalidAlgorithm => format!("is not signed with {}", key_type.alg_name()),
-        K::MissingRequiredClaim(claim) => format!("has no {} claim", printable(claim)),
-        K::InvalidClaimFormat(claim) => format!("has a malformed {} claim", printable(claim)),
-        _ => "is not a well-formed JWT".into(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Env;
-
-    fn verifier(pairs: &[(&str, &str)]) -> Arc<Verifier> {
-        let env = Env::from_pairs(pairs.iter().copied());
-        let config = AuthConfig::from_env(&env).unwrap();
-        Verifier::new(&config, "test").unwrap()
-    }
-
-    fn b64(json: serde_json::Value) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
-    }
-
-    #[test]
-    fn none_means_no_layer() {
-        let config = AuthConfig::from_env(&Env::default()).unwrap();
-        assert!(Verifier::new(&config, "x").is_none());
-    }
-
-    #[test]
-    fn open_paths_are_exact_or_prefixes() {
-        let v = verifier(&[("AUTH_MODE", "api-key"), ("AUTH_API_KEYS", "k")]);
-        assert!(v.is_open("/health/ready"));
-        assert!(v.is_open("/grpc.health.v1.Health/Check"));
-        assert!(!v.is_open("/health/ready/x"));
-        assert!(!v.is_open("/mcp"));
-        assert!(!v.is_open("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
-    }
-
-    #[test]
-    fn principals_match_by_email_domain_or_subject() {
-        let v = verifier(&[
-            ("AUTH_MODE", "api-key"),
-            ("AUTH_API_KEYS", "k"),
-            (
-                "AUTH_ALLOWED_PRINCIPALS",
-                "Bot@Proj.iam.gserviceaccount.com, *@example.com, 1234567890",
-            ),
-        ]);
-        assert!(v.principal_allowed(Some("bot@proj.iam.gserviceaccount.com"), None));
-        assert!(v.principal_allowed(Some("ann@EXAMPLE.com"), Some("9")));
-        assert!(!v.principal_allowed(Some("ann@example.com.evil.test"), None));
-        assert!(!v.principal_allowed(Some("ann@sub.example.com"), None));
-        assert!(v.principal_allowed(None, Some("1234567890")));
-        assert!(!v.principal_allowed(None, Some("12345678901")));
-        assert!(!v.principal_allowed(None, None));
-    }
-
-    #[test]
-    fn api_keys_match_whole_keys_only() {
-        let v = verifier(&[("AUTH_MODE", "api-key"), ("AUTH_API_KEYS", "alpha,beta")]);
-        assert_eq!(v.api_key_index("beta"), Some(2));
-        assert_eq!(v.api_key_index("bet"), None);
-        assert_eq!(v.api_key_index("betaa"), None);
-        assert_eq!(v.api_key_index(""), None);
-        assert!(format!("{:?}", ApiKeys::parse(Some("alpha"))).contains("redacted"));
-    }
-
-    #[test]
-    fn headers_are_read_without_trusting_them() {
-        let token = format!(
-            "{}.{}.sig",
-            b64(serde_json::json!({"alg": "none", "kid": "k"})),
-            b64(serde_json::json!({}))
-        );
-        let head = jwt_header(&token).unwrap();
-        assert_eq!(
-            (head.alg.as_str(), head.kid.as_deref()),
-            ("none", Some("k"))
-        );
-        assert!(jwt_header("a.b").is_none());
-        assert!(jwt_header("a.b.c.d").is_none());
-        assert_eq!(printable("<script>\"x"), "scriptx");
-        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-    }
-
-    #[tokio::test]
-    async fn refusals_name_the_problem_and_never_the_credential() {
-        let v = verifier(&[
-            ("AUTH_MODE", "google"),
-            ("AUTH_AUDIENCES", "https://svc"),
-            // Never reached: the algorithm is refused before any key is looked up.
-            ("GOOGLE_JWKS_URL", "http://127.0.0.1:9/certs"),
-        ]);
-        let mut headers = HeaderMap::new();
-        assert!(matches!(
-            v.verify(&headers).await,
-            Err(Refusal::Missing(m)) if m.contains("Google ID token")
-        ));
-        let token = format!(
-            "{}.{}.c2VjcmV0LXNpZ25hdHVyZQ",
-            b64(serde_json::json!({"alg": "HS256", "kid": "k"})),
-            b64(serde_json::json!({"sub": "x"}))
-        );
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::try_from(format!("Bearer {token}")).unwrap(),
-        );
-        let Err(Refusal::Invalid(message)) = v.verify(&headers).await else {
-            panic!("HS256 accepted");
-        };
-        assert!(message.contains("alg HS256"), "{message}");
-        assert!(!message.contains(&token[..20]), "{message}");
-        let response = Refusal::Invalid(message).into_response(&headers, "svc");
-        assert_eq!(response.status(), 401);
-        let challenge = response.headers()[header::WWW_AUTHENTICATE]
-            .to_str()
-            .unwrap();
-        assert!(
-            challenge.starts_with("Bearer realm=\"svc\", error=\"invalid_token\""),
-            "{challenge}"
-        );
-        let mut grpc = HeaderMap::new();
-        grpc.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        let response = Refusal::Forbidden("no".into()).into_response(&grpc, "svc");
-        assert_eq!(response.headers()["grpc-status"], "7");
-    }
-}
+mod tests;
