@@ -1,5 +1,5 @@
 //! The runtime's configuration: each subsystem reads and checks its own variables (beside it:
-//! `server/config.rs`, `server/auth/config.rs`, `logging/config.rs`, `telemetry/config.rs`,
+//! `server/config.rs`, `server/auth/config.rs`, `logging/config.rs`, `telemetry/config/`,
 //! `health/config.rs`, `gcp`); this composes them, in a fixed order.
 
 use std::net::IpAddr;
