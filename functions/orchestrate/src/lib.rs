@@ -4,9 +4,11 @@
 pub mod api;
 pub mod config;
 pub mod mcp;
+pub mod openapi;
 pub mod reachability;
 pub mod run;
 pub mod toolbox;
+pub mod ui;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
     let metadata = app.config().metadata_host.clone();
     let orchestration = Arc::new(config::load_with_secrets(app.env(), &metadata).await?);
     let log_payloads = app.env().bool_or(LOG_PAYLOADS, false)?;
+    let dev_ui = ui::enabled(app.env(), app.config().on_platform())?;
     tracing::debug!(
         source = orchestration.source,
         workflows = orchestration
@@ -76,5 +79,8 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
     // Runs stream for minutes: the route's limit is the platform's request deadline, which
     // the engine answers before; bodies are small.
     let limits = app.route_limits().max_body_bytes(1024 * 1024);
-    Ok(app.rest_with_limits(api::router(api), limits))
+    let app = app
+        .rest_with_limits(api::router(api), limits)
+        .rest(openapi::router());
+    Ok(if dev_ui { app.rest(ui::router()) } else { app })
 }
