@@ -457,7 +457,7 @@ function renderStep(step, children) {
     step.duration_ms !== null ? el('span', { class: 'meta', text: `${step.duration_ms} ms` }) : null);
   const decisions = step.decisions.map((d) => el('div', { class: 'decision', text: decisionText(d) }));
   const tools = step.tools.map((c) => el('div', { class: 'tool' },
-    `🔧 ${c.name}(${clip(show(c.arguments).replace(/\s+/g, ' '), 120)})`,
+    `${c.name}(${clip(show(c.arguments).replace(/\s+/g, ' '), 120)})`,
     c.result !== undefined && c.result !== null ? [el('span', { class: 'arrow', text: ' → ' }), clip(c.result, 200)] : null,
     c.error ? el('span', { class: 'error', text: ` ✗ ${c.error}` }) : null,
     c.duration_ms !== undefined ? el('span', { class: 'meta', text: ` ${c.duration_ms} ms` }) : null));
