@@ -159,8 +159,9 @@ function drawGraph() {
       'data-from': e.from, 'data-to': e.to,
     }));
     if (e.when) {
-      const lx = mid, ly = (y1 + y2) / 2 - 4;
+      // Just before the arrow, where edges from one classifier no longer overlap.
       const width = 7 * e.when.length + 8;
+      const lx = x2 - 10 - width / 2, ly = y2 - 6;
       edges.push(svg('rect', { class: 'edge-label-bg', x: lx - width / 2, y: ly - 11, width, height: 15, rx: 3 }));
       edges.push(svg('text', { class: 'edge-label', x: lx, y: ly, 'text-anchor': 'middle' }, document.createTextNode(e.when)));
     }
@@ -244,6 +245,7 @@ async function run(event) {
   const record = {
     key: `local-${Date.now()}-${state.runs.length}`, id: null, workflow: body.workflow,
     input: typeof body.input === 'string' ? body.input : JSON.stringify(body.input),
+    inputIsJson: typeof body.input !== 'string',
     status: 'running', error: null, started: new Date(), events: [], fold: newFold(),
   };
   state.runs.unshift(record);
@@ -487,7 +489,16 @@ function renderHistory() {
   list.replaceChildren(...state.runs.map((run) => el('li', {
     class: run === state.viewing ? 'viewing' : '',
     'data-status': run.status,
-    onclick: () => { state.viewing = run; if (run.workflow !== state.selected) select(run.workflow); renderHistory(); scheduleRender(); },
+    onclick: () => {
+      state.viewing = run;
+      if (run.workflow !== state.selected) select(run.workflow);
+      if (!state.controller) { // the form shows the run's input, to run it again
+        $('#input').value = run.input;
+        $('#input-json').checked = run.inputIsJson;
+      }
+      renderHistory();
+      scheduleRender();
+    },
   }, badge(run.status), ' ', el('b', { text: run.workflow }), ' ',
   el('span', { text: clip(run.input, 40) }), el('br'),
   el('code', { text: `${run.started.toLocaleTimeString()}${run.id ? ' · ' + run.id.slice(0, 16) : ''}` }))));
