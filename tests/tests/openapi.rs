@@ -402,6 +402,11 @@ async fn every_documented_request_shape_gets_a_documented_answer() {
         ),
         (json!({"input": "x"}).to_string(), 400), // three workflows, none named default
         (json!({"input": "x", "workflow": "nope"}).to_string(), 404),
+        // Asked for as a stream: a stream of one run.finished, or the JSON error.
+        (
+            json!({"input": "x", "workflow": "nope", "stream": true}).to_string(),
+            404,
+        ),
         (
             json!({"input": "x".repeat(1024 * 1024 + 1), "workflow": "plain"}).to_string(),
             413,
@@ -409,7 +414,10 @@ async fn every_documented_request_shape_gets_a_documented_answer() {
     ] {
         let (status, error, _) = c.call("/v1/run", post(&app, body.clone())).await;
         assert_eq!(status, code, "{}: {error}", &body[..body.len().min(80)]);
-        assert_eq!(error["status"], code);
+        match error.as_array() {
+            Some(events) => assert_eq!(events[0]["status"], "failed", "{error}"),
+            None => assert_eq!(error["status"], code),
+        }
     }
     let (status, _, _) = c
         .call(

@@ -384,6 +384,7 @@ function apply(record, e) {
         Object.assign(step, {
           status: e.status, output: e.output, usage: e.usage, duration_ms: e.duration_ms, error: e.error || null,
           finish_reason: e.finish_reason, decisions: e.decisions || step.decisions, tools: e.tool_calls || step.tools,
+          tools_offered: e.tools_offered,
         });
       }
       break;
@@ -463,10 +464,14 @@ function renderStep(step, children) {
     c.result !== undefined && c.result !== null ? [el('span', { class: 'arrow', text: ' → ' }), clip(c.result, 200)] : null,
     c.error ? el('span', { class: 'error', text: ` ✗ ${c.error}` }) : null,
     c.duration_ms !== undefined ? el('span', { class: 'meta', text: ` ${c.duration_ms} ms` }) : null));
+  const offered = step.tools_offered || [];
+  const unused = offered.length && !step.tools.length && step.status !== 'running'
+    ? el('div', { class: 'meta', text: `answered without calling any of the tools offered: ${offered.join(', ')}` })
+    : null;
   const output = show(step.output);
   const kids = children.get(step.id) || [];
   return el('li', { class: `step ${step.status}`, 'data-agent': step.agent, 'data-status': step.status, 'data-step': step.id },
-    head, decisions, tools,
+    head, decisions, tools, unused,
     step.retracted && !output ? el('div', { class: 'meta', text: `answer withdrawn: ${step.retracted}` }) : null,
     output ? el('div', { class: 'output', text: output }) : null,
     step.error ? el('div', { class: 'error', text: step.error }) : null,
