@@ -263,18 +263,25 @@ async function run(event) {
       signal: controller.signal,
     });
     const type = response.headers.get('content-type') || '';
-    if (!response.ok && !type.startsWith('text/event-stream')) {
-      record.status = 'refused';
-      record.error = await errorOf(response);
-    } else {
+    if (type.startsWith('text/event-stream')) {
       for await (const message of events(response)) {
         if (message.data && typeof message.data === 'object') apply(record, message.data);
         scheduleRender();
       }
-      if (record.status === 'running') {
+      if (!response.ok) {
+        // Refused before it started, told as a stream of one run.finished.
+        record.status = 'refused';
+        record.error = `${response.status}: ${record.error || response.statusText}`;
+      } else if (record.status === 'running') {
         record.status = 'failed';
         record.error = 'the stream ended without run.finished';
       }
+    } else if (!response.ok) {
+      record.status = 'refused';
+      record.error = await errorOf(response);
+    } else {
+      record.status = 'failed';
+      record.error = `expected an event stream, got ${type || 'no content type'}`;
     }
   } catch (e) {
     if (e.name === 'AbortError') {
