@@ -124,6 +124,11 @@ impl Contract {
                 let fields =
                     json!({"event": event.event, "id": id, "data": event.data.to_string()});
                 self.validate(&schema, &fields, &what);
+                // The event's own schema first (by the discriminator), for a precise message.
+                let union = self.resolve(&data_schema);
+                let own = &union["discriminator"]["mapping"][event.event.as_str()];
+                assert!(own.is_string(), "{what}: {} is not documented", event.event);
+                self.validate(&json!({"$ref": own}), &event.data, &what);
                 self.validate(&data_schema, &event.data, &what);
                 data.push(event.data.clone());
             }
