@@ -135,6 +135,10 @@ try {
     await page.click('#history li[data-status="completed"]');
     await page.waitForSelector('#run-status[data-status="completed"]');
     await page.screenshot({ path: screenshot, fullPage: true });
+    await page.click('details.events summary');
+    const raw = await page.textContent('details.events pre');
+    assert.match(raw, /"type":"run.started"/);
+    assert.match(raw, /"type":"run.finished"/);
   });
 
   assert.deepEqual(problems, [], 'no console or page errors');

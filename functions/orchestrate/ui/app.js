@@ -453,10 +453,12 @@ function renderRun() {
       run.error ? el('p', { class: 'error', id: 'run-error', text: run.error }) : null,
       run.fold.output !== undefined ? [el('b', { text: 'Output' }), el('div', { class: 'output', id: 'run-output', text: show(run.fold.output) })] : null)
     : null;
-  const raw = el('details', { class: 'events' }, el('summary', { text: `${run.events.length} events` }),
-    el('pre', { text: run.events.map((e) => JSON.stringify(e)).join('\n') }));
-  const open = view.querySelector('details.events')?.open;
-  if (open) raw.open = true;
+  // The raw events are written out only while their list is open (a long run has thousands).
+  const pre = el('pre');
+  const fill = () => { pre.textContent = run.events.map((e) => JSON.stringify(e)).join('\n'); };
+  const raw = el('details', { class: 'events', ontoggle: () => { if (raw.open) fill(); } },
+    el('summary', { text: `${run.events.length} events` }), pre);
+  if (view.querySelector('details.events')?.open) { raw.open = true; fill(); }
   view.replaceChildren(head, tree, final, raw);
 }
 
