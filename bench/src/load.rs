@@ -111,6 +111,9 @@ fn parse() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // reqwest is built without a crypto provider of its own (the workspace's TLS is rustls on
+    // ring, installed by aixrun): without this, building a client panics.
+    aixrun::crypto::install_provider();
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
