@@ -7,8 +7,11 @@
 # Targets: under 1 ms added at p50; cold start and per-run overhead each >= 10x better than ADK's.
 #
 # Usage: bench/orchestrate/run.sh [--runs N] [--latency-ms MS] [--cold-starts N] [--rounds N]
-#                                 [--no-adk] [--no-build]
+#                                 [--no-adk] [--no-build] [--smoke]
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-orchestrate/.
+# --smoke: a check that the benchmark still runs (CI runs it after `cargo test --workspace`): the
+# debug binaries that command built, a handful of runs, no ADK, under a minute; it fails on any
+# failed run. Its numbers are not a measurement. Flags after it override its settings.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -18,6 +21,10 @@ COLD=10       # cold starts of orchestrate (ADK: a third of it, at least 2)
 ROUNDS=5     # chunks the runs of each path and concurrency are split into, interleaved
 ADK=true
 BUILD=true
+SMOKE=false
+HIGH=80      # the high concurrency
+SLOW_MS=2000 # the model's latency while runs pile up for the memory reading
+BIN=target/release
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -26,19 +33,18 @@ while (($#)); do
     --rounds) ROUNDS=$2; shift 2 ;;
     --no-adk) ADK=false; shift ;;
     --no-build) BUILD=false; shift ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    --smoke) SMOKE=true RUNS=20 COLD=2 ROUNDS=1 ADK=false BUILD=false HIGH=8 SLOW_MS=300 BIN=target/debug; shift ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
 SERVER_CPU=0 # orchestrate, ADK, the model server and mcp-tool (one runtime thread each)
 LOAD_CPU=1   # orchestrate-load, one thread
-HIGH=80      # the high concurrency
-SLOW_MS=2000 # the model's latency while runs pile up for the memory reading
-ORCHESTRATE=target/release/orchestrate
-MCP_TOOL=target/release/mcp-tool
-MODEL=target/release/bench-model
-LOAD=target/release/orchestrate-load
+ORCHESTRATE=$BIN/orchestrate
+MCP_TOOL=$BIN/mcp-tool
+MODEL=$BIN/bench-model
+LOAD=$BIN/orchestrate-load
 VENV=.cache/bench-adk-venv
 WORK=.cache/bench-orchestrate
 mkdir -p "$WORK"
@@ -52,8 +58,11 @@ for tool in curl taskset python3; do
   command -v "$tool" >/dev/null || { log "$tool is required"; exit 1; }
 done
 if [[ $(nproc) -lt 2 ]]; then
-  log "needs 2 CPUs (servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
-  exit 1
+  if ! $SMOKE; then
+    log "needs 2 CPUs (servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
+    exit 1
+  fi
+  LOAD_CPU=0
 fi
 # (Checked by metadata: importing LiteLLM takes seconds.)
 if $ADK && ! "$VENV/bin/python" -c 'import importlib.metadata as m; [m.version(p) for p in ("google-adk", "litellm", "mcp")]' 2>/dev/null; then
@@ -66,6 +75,13 @@ if $BUILD; then
   log "building orchestrate, mcp-tool, bench-model and orchestrate-load (release)"
   cargo build --release -p orchestrate -p mcp-tool -p bench >&2
 fi
+for bin in "$ORCHESTRATE" "$MCP_TOOL" "$MODEL" "$LOAD"; do
+  if [[ ! -x $bin ]]; then
+    # (`cargo test --workspace` builds bench's binaries too: bench/tests/ starts them.)
+    log "$bin is missing: build it ($($SMOKE && echo 'cargo test --workspace, or cargo build --workspace --bins' || echo 'drop --no-build'))"
+    exit 1
+  fi
+done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- The loopback model and mcp-tool, for the whole run. ----------------------------------------
@@ -266,7 +282,11 @@ row() { # LABEL TRANSPORT KEY [DIRECT_KEY]
   echo "| $label | $transport | $(pair "$one") | $o1 | $(pair "$high") | $o80 | $(col "$high" 1) | ${CPU[$key,1]} / ${CPU[$key,$HIGH]} | $(($(col "$one" 4) + $(col "$high" 4))) |"
 }
 
-echo "## orchestrate: overhead per run ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if $SMOKE; then
+  echo "## orchestrate benchmark, smoke run: debug builds, a handful of runs (not a measurement)"
+else
+  echo "## orchestrate: overhead per run ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+fi
 echo
 echo "One react run: model call 1 (streamed; asks for echo) -> echo on mcp-tool -> model call 2"
 echo "(streamed; answers \"done\"). Loopback OpenAI-compatible model (bench-model) holding each call"
@@ -303,6 +323,17 @@ echo "Cold starts: $COLD for orchestrate$($ADK && echo ", $adk_cold for ADK") (e
 echo "ADK's \`GET /list-apps\`; first run: one run as above, ADK's session included). Memory: peak VmRSS"
 echo "with $HIGH runs in flight (model latency raised to $SLOW_MS ms) minus idle VmRSS after 20 runs, / $HIGH."
 echo
+if $SMOKE; then
+  failed=0
+  for key in "${!ERRS[@]}"; do failed=$((failed + ERRS[$key])); done
+  failed=$((failed + $(col "$ORCH_COLD" 4))) # cold starts that never completed a run
+  if ((failed > 0)); then
+    log "smoke: $failed runs failed (see the samples above)"
+    exit 1
+  fi
+  log "smoke: every run succeeded"
+  exit 0
+fi
 p50_grpc=$(minus "$(col "${R[orchestrate-grpc,1]}" 2)" "$(col "${R[direct-grpc,1]}" 2)")
 p50_http=$(minus "$(col "${R[orchestrate-http,1]}" 2)" "$(col "${R[direct-http,1]}" 2)")
 verdict() { python3 -c "import sys;print('met' if float(sys.argv[1]) $2 else 'NOT met')" "$1"; }
