@@ -20,14 +20,29 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn bad_arguments_get_the_usage_and_exit_2() {
     for (bin, args) in [
-        (env!("CARGO_BIN_EXE_bench-model"), &["--latency-ms", "-1"][..]),
+        (
+            env!("CARGO_BIN_EXE_bench-model"),
+            &["--latency-ms", "-1"][..],
+        ),
         (env!("CARGO_BIN_EXE_orchestrate-load"), &[][..]),
-        (env!("CARGO_BIN_EXE_orchestrate-load"), &["run", "--bogus", "1"][..]),
+        (
+            env!("CARGO_BIN_EXE_orchestrate-load"),
+            &["run", "--bogus", "1"][..],
+        ),
         (env!("CARGO_BIN_EXE_startup-bench"), &["--runs", "0"][..]),
     ] {
         let out = run(bin, args);
-        assert_eq!(out.status.code(), Some(2), "{bin} {args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("usage"), "{bin} {args:?}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bin} {args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("usage"),
+            "{bin} {args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -36,7 +51,15 @@ fn the_load_generator_counts_an_unreachable_server_as_failed_runs() {
     // Port 1 on loopback: nothing listens there, the connection is refused.
     for args in [
         &["run", "--url", "http://127.0.0.1:1/v1/run", "--runs", "2"][..],
-        &["adk", "--url", "http://127.0.0.1:1", "--app", "a", "--runs", "2"][..],
+        &[
+            "adk",
+            "--url",
+            "http://127.0.0.1:1",
+            "--app",
+            "a",
+            "--runs",
+            "2",
+        ][..],
     ] {
         let out = run(env!("CARGO_BIN_EXE_orchestrate-load"), args);
         let text = stderr(&out);
