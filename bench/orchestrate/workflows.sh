@@ -7,8 +7,10 @@
 # Targets: overhead and cold start each >= 10x better than ADK's.
 #
 # Usage: bench/orchestrate/workflows.sh [--runs N] [--latency-ms MS] [--cold-starts N] [--rounds N]
-#                                       [--no-adk] [--no-build]
+#                                       [--no-adk] [--no-build] [--smoke]
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-workflows/.
+# --smoke: a check that it still runs (CI runs it after `cargo test --workspace`): the debug
+# binaries, 20 runs per path, 2 cold starts, no ADK; fails on any failed run. Not a measurement.
 # orchestrate runs bench/orchestrate/router.yaml and parallel.yaml; ADK the apps bench_router and
 # bench_parallel of bench/orchestrate/adk/. A configuration orchestrate refuses is reported with
 # its error (and the script exits 1 after the table), not measured.
@@ -21,6 +23,8 @@ COLD=10       # cold starts of orchestrate per workflow (ADK: a third of it, at 
 ROUNDS=4      # chunks the runs of each path are split into, interleaved
 ADK=true
 BUILD=true
+SMOKE=false
+BIN=target/release
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -29,16 +33,17 @@ while (($#)); do
     --rounds) ROUNDS=$2; shift 2 ;;
     --no-adk) ADK=false; shift ;;
     --no-build) BUILD=false; shift ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    --smoke) SMOKE=true RUNS=20 COLD=2 ROUNDS=1 ADK=false BUILD=false BIN=target/debug; shift ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
 SERVER_CPU=0 # orchestrate, ADK and the model server (one runtime thread each)
 LOAD_CPU=1   # orchestrate-load, one thread
-ORCHESTRATE=target/release/orchestrate
-MODEL=target/release/bench-model
-LOAD=target/release/orchestrate-load
+ORCHESTRATE=$BIN/orchestrate
+MODEL=$BIN/bench-model
+LOAD=$BIN/orchestrate-load
 VENV=.cache/bench-adk-venv
 WORK=.cache/bench-workflows
 WORKFLOWS=(router parallel)
@@ -55,14 +60,23 @@ for tool in curl taskset python3; do
   command -v "$tool" >/dev/null || { log "$tool is required"; exit 1; }
 done
 if [[ $(nproc) -lt 2 ]]; then
-  log "needs 2 CPUs (servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
-  exit 1
+  if ! $SMOKE; then
+    log "needs 2 CPUs (servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
+    exit 1
+  fi
+  LOAD_CPU=0
 fi
 if $ADK; then adk_install; fi
 if $BUILD; then
   log "building orchestrate, bench-model and orchestrate-load (release)"
   cargo build --release -p orchestrate -p bench >&2
 fi
+for bin in "$ORCHESTRATE" "$MODEL" "$LOAD"; do
+  if [[ ! -x $bin ]]; then
+    log "$bin is missing: build it ($($SMOKE && echo 'cargo test --workspace, or cargo build --workspace --bins' || echo 'drop --no-build'))"
+    exit 1
+  fi
+done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- The loopback model, for the whole run. -----------------------------------------------------
@@ -74,6 +88,7 @@ export BENCH_MODEL_BASE=$MODEL_BASE
 
 # --- The servers: orchestrate, one instance per workflow; ADK, one for both. -------------------
 declare -A ORCH_PID ORCH_URL REFUSED ORCH_COLD ADK_COLD
+refused="" # the workflows orchestrate refused (an empty associative array is "unbound" to set -u)
 for w in "${WORKFLOWS[@]}"; do
   port=$(free_port)
   if PORT=$port HOST=127.0.0.1 LOG_LEVEL=warn LOG_FORMAT=json TOKIO_WORKER_THREADS=1 \
@@ -83,6 +98,7 @@ for w in "${WORKFLOWS[@]}"; do
   else
     # The configuration error is one line (file:line:column: what is wrong).
     REFUSED[$w]=$(grep -m1 . "$WORK/orchestrate-$w.stderr" || echo "exited at start, no message")
+    refused+=" $w"
     log "orchestrate refuses bench/orchestrate/$w.yaml, so its $w rows are not measured: ${REFUSED[$w]}"
   fi
 done
@@ -149,7 +165,11 @@ done
 
 # --- Report. -----------------------------------------------------------------------------------
 errors() { echo "$(col "$1" 4)"; }
-echo "## orchestrate and ADK: multi-agent workflows ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if $SMOKE; then
+  echo "## orchestrate workflows benchmark, smoke run: debug builds, a handful of runs (not a measurement)"
+else
+  echo "## orchestrate and ADK: multi-agent workflows ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+fi
 echo
 echo "router: a classifier (structured answer: category, confidence, reasoning, as an OpenAI"
 echo "\`response_format\` json_schema) routes the input to one of two specialists; 2 model calls in a row."
@@ -214,7 +234,17 @@ for w in "${WORKFLOWS[@]}"; do
     "$(verdict "$run_ratio" '>= 10')); cold start to the first run done: ADK's is ${cold_ratio}x" \
     "orchestrate's (target >= 10x: $(verdict "$cold_ratio" '>= 10'))"
 done
-if ((${#REFUSED[@]} > 0)); then
-  log "orchestrate refused ${!REFUSED[*]}: its rows were not measured"
+if [[ -n $refused ]]; then
+  log "orchestrate refused$refused: those rows were not measured"
   exit 1
+fi
+if $SMOKE; then
+  failed=0
+  for key in "${!ERRS[@]}"; do failed=$((failed + ERRS[$key])); done
+  for w in "${WORKFLOWS[@]}"; do failed=$((failed + $(col "${ORCH_COLD[$w]}" 4))); done
+  if ((failed > 0)); then
+    log "smoke: $failed runs failed (see the samples above)"
+    exit 1
+  fi
+  log "smoke: every run succeeded"
 fi
