@@ -13,8 +13,22 @@ cleanup() {
 trap cleanup EXIT
 
 # start NAME PORT CMD...: runs CMD pinned to the server CPU (environment as set by the caller),
-# output to /dev/null, and waits until PORT answers HTTP. Sets server_pid.
+# output to /dev/null, and waits until PORT answers HTTP. Sets server_pid. Exits the script,
+# showing CMD's stderr, when CMD exits first or never answers.
 start() {
+  try_start "$@" && return
+  if kill -0 "$server_pid" 2>/dev/null; then
+    log "$1 did not answer on port $2"
+  else
+    log "$1 exited at start:"
+    cat "$WORK/$1.stderr" >&2
+  fi
+  exit 1
+}
+
+# try_start NAME PORT CMD...: start, but returns 1 instead when CMD exits first (its stderr is in
+# $WORK/NAME.stderr) or never answers.
+try_start() {
   local name=$1 port=$2
   shift 2
   taskset -c "$SERVER_CPU" "$@" >/dev/null 2>"$WORK/$name.stderr" &
@@ -22,17 +36,15 @@ start() {
   pids+=("$server_pid")
   for _ in $(seq 1 300); do
     if ! kill -0 "$server_pid" 2>/dev/null; then
-      log "$name exited at start:"
-      cat "$WORK/$name.stderr" >&2
-      exit 1
+      wait "$server_pid" 2>/dev/null || true
+      return 1
     fi
     if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/") != 000 ]]; then
-      return
+      return 0
     fi
     sleep 0.1
   done
-  log "$name did not answer on port $port"
-  exit 1
+  return 1
 }
 
 stop() { # PID

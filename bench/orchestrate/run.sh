@@ -7,8 +7,11 @@
 # Targets: under 1 ms added at p50; cold start and per-run overhead each >= 10x better than ADK's.
 #
 # Usage: bench/orchestrate/run.sh [--runs N] [--latency-ms MS] [--cold-starts N] [--rounds N]
-#                                 [--no-adk] [--no-build]
+#                                 [--no-adk] [--no-build] [--smoke]
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-orchestrate/.
+# --smoke: a check that the benchmark still runs (CI runs it after `cargo test --workspace`): the
+# debug binaries that command built, a handful of runs, no ADK, under a minute; it fails on any
+# failed run. Its numbers are not a measurement. Flags after it override its settings.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -18,6 +21,10 @@ COLD=10       # cold starts of orchestrate (ADK: a third of it, at least 2)
 ROUNDS=5     # chunks the runs of each path and concurrency are split into, interleaved
 ADK=true
 BUILD=true
+SMOKE=false
+HIGH=80      # the high concurrency
+SLOW_MS=2000 # the model's latency while runs pile up for the memory reading
+BIN=target/release
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -26,19 +33,18 @@ while (($#)); do
     --rounds) ROUNDS=$2; shift 2 ;;
     --no-adk) ADK=false; shift ;;
     --no-build) BUILD=false; shift ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    --smoke) SMOKE=true RUNS=20 COLD=2 ROUNDS=1 ADK=false BUILD=false HIGH=8 SLOW_MS=300 BIN=target/debug; shift ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
 SERVER_CPU=0 # orchestrate, ADK, the model server and mcp-tool (one runtime thread each)
 LOAD_CPU=1   # orchestrate-load, one thread
-HIGH=80      # the high concurrency
-SLOW_MS=2000 # the model's latency while runs pile up for the memory reading
-ORCHESTRATE=target/release/orchestrate
-MCP_TOOL=target/release/mcp-tool
-MODEL=target/release/bench-model
-LOAD=target/release/orchestrate-load
+ORCHESTRATE=$BIN/orchestrate
+MCP_TOOL=$BIN/mcp-tool
+MODEL=$BIN/bench-model
+LOAD=$BIN/orchestrate-load
 VENV=.cache/bench-adk-venv
 WORK=.cache/bench-orchestrate
 mkdir -p "$WORK"
@@ -46,26 +52,32 @@ mkdir -p "$WORK"
 log() { echo "bench/orchestrate: [${SECONDS}s] $*" >&2; }
 # shellcheck source=../lib/common.sh
 source bench/lib/common.sh
+# shellcheck source=lib.sh
+source bench/orchestrate/lib.sh
 
 # --- Tools: curl, taskset; ADK and LiteLLM in a venv. -------------------------------------------
 for tool in curl taskset python3; do
   command -v "$tool" >/dev/null || { log "$tool is required"; exit 1; }
 done
 if [[ $(nproc) -lt 2 ]]; then
-  log "needs 2 CPUs (servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
-  exit 1
+  if ! $SMOKE; then
+    log "needs 2 CPUs (servers on CPU $SERVER_CPU, load generator on CPU $LOAD_CPU)"
+    exit 1
+  fi
+  LOAD_CPU=0
 fi
-# (Checked by metadata: importing LiteLLM takes seconds.)
-if $ADK && ! "$VENV/bin/python" -c 'import importlib.metadata as m; [m.version(p) for p in ("google-adk", "litellm", "mcp")]' 2>/dev/null; then
-  # ADK's own declared range for LiteLLM (its "extensions" extra), and its MCP extra.
-  log "installing google-adk[mcp] and LiteLLM into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q 'google-adk[mcp]==2.13.0' 'litellm>=1.84,<1.106.3'
-fi
+if $ADK; then adk_install; fi
 if $BUILD; then
   log "building orchestrate, mcp-tool, bench-model and orchestrate-load (release)"
   cargo build --release -p orchestrate -p mcp-tool -p bench >&2
 fi
+for bin in "$ORCHESTRATE" "$MCP_TOOL" "$MODEL" "$LOAD"; do
+  if [[ ! -x $bin ]]; then
+    # (`cargo test --workspace` builds bench's binaries too: bench/tests/ starts them.)
+    log "$bin is missing: build it ($($SMOKE && echo 'cargo test --workspace, or cargo build --workspace --bins' || echo 'drop --no-build'))"
+    exit 1
+  fi
+done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- The loopback model and mcp-tool, for the whole run. ----------------------------------------
@@ -112,68 +124,10 @@ start_orchestrate() { # NAME CONFIG: sets server_pid and port
     ORCHESTRATE_CONFIG=$2 start "$1" "$port" "$ORCHESTRATE"
 }
 
-# ADK's api_server on a copy of the agent directory (it may write there), in-memory sessions
-# and artifacts. LiteLLM reads its bundled model cost map instead of fetching it at import; ADK's
-# MCP client skips its mTLS probe for Google credentials (GOOGLE_API_USE_CLIENT_CERTIFICATE) and
-# google-auth its GCE metadata check (NO_GCE_CHECK): with no metadata server here they cost the
-# first run seconds of timeouts, which a deployment on Cloud Run would not pay.
-ADK_APPS=$WORK/adk
-rm -rf "$ADK_APPS"
-cp -r bench/orchestrate/adk "$ADK_APPS"
-find "$ADK_APPS" -name __pycache__ -prune -exec rm -rf {} +
-export BENCH_MODEL_BASE=$MODEL_BASE BENCH_MCP_URL=$TOOLS_BASE/mcp LITELLM_LOCAL_MODEL_COST_MAP=True \
-  GOOGLE_API_USE_CLIENT_CERTIFICATE=false NO_GCE_CHECK=True
-ADK_CMD=("$VENV/bin/adk" api_server --no-reload --host 127.0.0.1 --log_level warning
-  --session_service_uri memory:// --artifact_service_uri memory://)
-start_adk() { # sets server_pid and port
-  port=$(free_port)
-  start adk "$port" "${ADK_CMD[@]}" --port "$port" "$ADK_APPS"
-}
-
-# --- Measurement. ------------------------------------------------------------------------------
-# Per "KEY,CONCURRENCY": R = "runs/s p50 p99 errors" (runs/s the median of the chunks, p50 and p99
-# over every run of every chunk, errors summed), CPU = µs per run; the rest accumulate chunks.
-declare -A R CPU RPS ERRS CPU_US CPU_RUNS
+# ADK's api_server on a copy of the agent's directory (see lib.sh).
+export BENCH_MODEL_BASE=$MODEL_BASE BENCH_MCP_URL=$TOOLS_BASE/mcp
+adk_prepare bench_agent
 rm -f "$WORK"/*.lat
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime
-
-# load KEY CONCURRENCY RUNS WARMUP PID MODE ARGS...: one chunk of runs, after WARMUP unmeasured
-# ones; its latencies go to $WORK/KEY-CONCURRENCY.lat. CPU: the process PID's time over the chunk
-# (warm-up included), or with PID "-" the load generator's own over the measured runs (for
-# direct, the client side of the three calls).
-load() {
-  local key=$1 c=$2 n=$3 warm=$4 pid=$5 line before own cpu runs
-  shift 5
-  [[ $pid == - ]] || before=$(cpu_ticks "$pid")
-  line=$(taskset -c "$LOAD_CPU" "$LOAD" "$@" --concurrency "$c" --runs "$n" --warmup "$warm" \
-    --latencies "$WORK/$key-$c.lat")
-  read -r rps p50 p99 errors _ own <<<"$line"
-  if [[ $pid == - ]]; then
-    cpu=$((own * n)) runs=$n
-  else
-    cpu=$((($(cpu_ticks "$pid") - before) * TICK_US)) runs=$((n + warm))
-  fi
-  CPU_US[$key,$c]=$((${CPU_US[$key,$c]:-0} + cpu))
-  CPU_RUNS[$key,$c]=$((${CPU_RUNS[$key,$c]:-0} + runs))
-  ERRS[$key,$c]=$((${ERRS[$key,$c]:-0} + errors))
-  RPS[$key,$c]+="$rps "
-  log "  $key, c=$c: $n runs (+$warm warm-up): runs/s $rps, p50 $p50 ms, p99 $p99 ms, errors $errors"
-}
-
-summarize() { # KEY CONCURRENCY
-  local key=$1 c=$2
-  # shellcheck disable=SC2086
-  R[$key,$c]=$(python3 - "$WORK/$key-$c.lat" ${RPS[$key,$c]} <<'PY'
-import statistics, sys
-lat = sorted(float(l) for l in open(sys.argv[1]) if l.strip())
-pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
-rps = statistics.median(float(x) for x in sys.argv[2:])
-print(f"{rps:.1f}\t{pct(0.50):.3f}\t{pct(0.99):.3f}", end="")
-PY
-  )$'\t'${ERRS[$key,$c]}
-  CPU[$key,$c]=$((CPU_US[$key,$c] / CPU_RUNS[$key,$c]))
-}
 
 # rss_per_run PID LOAD_ARGS...: idle VmRSS (after a short warm-up at concurrency 1), then the peak
 # while $HIGH runs are in flight at once (the model holding each call $SLOW_MS ms): prints
@@ -229,7 +183,7 @@ ORCH_COLD=$(HOST=127.0.0.1 LOG_LEVEL=warn LOG_FORMAT=json ORCHESTRATE_CONFIG=$GR
   --log "$WORK/orchestrate-cold.stderr" -- taskset -c "$SERVER_CPU" "$ORCHESTRATE")
 
 if $ADK; then
-  ADK_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("google-adk"), "/ LiteLLM", m.version("litellm"), "/ mcp", m.version("mcp"))')
+  ADK_VERSION=$(adk_version)
   adk_cold=$((COLD / 3))
   ((adk_cold >= 2)) || adk_cold=2
   log "cold starts: ADK ($adk_cold)"
@@ -249,13 +203,6 @@ if $ADK; then
 fi
 
 # --- Report. -----------------------------------------------------------------------------------
-col() { cut -f"$2" <<<"$1"; } # LINE FIELD
-minus() { python3 -c "import sys;print(f'{float(sys.argv[1]) - float(sys.argv[2]):.2f}')" "$1" "$2"; }
-ratio() { python3 -c "import sys;a,b=float(sys.argv[1]),float(sys.argv[2]);print(f'{a/b:.1f}' if b > 0 else 'n/a')" "$1" "$2"; }
-ms() { python3 -c "import sys;print(f'{float(sys.argv[1]):.2f}')" "$1"; }
-pair() { echo "$(ms "$(col "$1" 2)") / $(ms "$(col "$1" 3)")"; } # LINE: "p50 / p99"
-over() { echo "$(minus "$(col "$1" 2)" "$(col "$2" 2)") / $(minus "$(col "$1" 3)" "$(col "$2" 3)")"; }
-
 row() { # LABEL TRANSPORT KEY [DIRECT_KEY]
   local label=$1 transport=$2 key=$3 base=${4:-} o1=- o80=-
   local one=${R[$key,1]} high=${R[$key,$HIGH]}
@@ -266,7 +213,11 @@ row() { # LABEL TRANSPORT KEY [DIRECT_KEY]
   echo "| $label | $transport | $(pair "$one") | $o1 | $(pair "$high") | $o80 | $(col "$high" 1) | ${CPU[$key,1]} / ${CPU[$key,$HIGH]} | $(($(col "$one" 4) + $(col "$high" 4))) |"
 }
 
-echo "## orchestrate: overhead per run ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if $SMOKE; then
+  echo "## orchestrate benchmark, smoke run: debug builds, a handful of runs (not a measurement)"
+else
+  echo "## orchestrate: overhead per run ($(date -u +%F), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+fi
 echo
 echo "One react run: model call 1 (streamed; asks for echo) -> echo on mcp-tool -> model call 2"
 echo "(streamed; answers \"done\"). Loopback OpenAI-compatible model (bench-model) holding each call"
@@ -292,7 +243,6 @@ fi
 echo
 echo "| | exec -> ready median (p90) ms | exec -> first run done median ms | idle RSS MiB | RSS per in-flight run KiB |"
 echo "|---|---:|---:|---:|---:|"
-mib() { python3 -c "import sys;print(f'{float(sys.argv[1]) / 1024:.1f}')" "$1"; }
 echo "| orchestrate | $(col "$ORCH_COLD" 1) ($(col "$ORCH_COLD" 2)) | $(col "$ORCH_COLD" 3) | $(mib "$ORCH_IDLE") | $ORCH_PER_RUN |"
 if $ADK; then
   echo "| ADK | $(col "$ADK_COLD" 1) ($(col "$ADK_COLD" 2)) | $(col "$ADK_COLD" 3) | $(mib "$ADK_IDLE") | $ADK_PER_RUN |"
@@ -303,16 +253,26 @@ echo "Cold starts: $COLD for orchestrate$($ADK && echo ", $adk_cold for ADK") (e
 echo "ADK's \`GET /list-apps\`; first run: one run as above, ADK's session included). Memory: peak VmRSS"
 echo "with $HIGH runs in flight (model latency raised to $SLOW_MS ms) minus idle VmRSS after 20 runs, / $HIGH."
 echo
+if $SMOKE; then
+  failed=0
+  for key in "${!ERRS[@]}"; do failed=$((failed + ERRS[$key])); done
+  failed=$((failed + $(col "$ORCH_COLD" 4))) # cold starts that never completed a run
+  if ((failed > 0)); then
+    log "smoke: $failed runs failed (see the samples above)"
+    exit 1
+  fi
+  log "smoke: every run succeeded"
+  exit 0
+fi
 p50_grpc=$(minus "$(col "${R[orchestrate-grpc,1]}" 2)" "$(col "${R[direct-grpc,1]}" 2)")
 p50_http=$(minus "$(col "${R[orchestrate-http,1]}" 2)" "$(col "${R[direct-http,1]}" 2)")
-verdict() { python3 -c "import sys;print('met' if float(sys.argv[1]) $2 else 'NOT met')" "$1"; }
 echo "- overhead at p50, c=1 (target < 1 ms): $p50_grpc ms with gRPC tools ($(verdict "$p50_grpc" '< 1')), $p50_http ms" \
   "with MCP HTTP tools ($(verdict "$p50_http" '< 1'))"
 if $ADK; then
   p50_adk=$(minus "$(col "${R[adk,1]}" 2)" "$(col "${R[direct-http,1]}" 2)")
   cold_ratio=$(ratio "$(col "$ADK_COLD" 1)" "$(col "$ORCH_COLD" 1)")
   # A non-positive overhead of ours cannot be divided by: it counts as met.
-  run_ratio=$(python3 -c "a,b=$p50_adk,$p50_http;print(f'{a/b:.0f}' if b > 0 else 'inf')")
+  run_ratio=$(overhead_ratio "$p50_adk" "$p50_http")
   shown_ratio="${run_ratio}x"
   [[ $run_ratio != inf ]] || shown_ratio="no ratio (ours is not above 0, within the noise)"
   echo "- cold start (exec -> ready): ADK's is ${cold_ratio}x orchestrate's (target >= 10x:" \

@@ -1,12 +1,16 @@
 //! The load generator of the orchestrator benchmark (`bench/orchestrate/run.sh`).
 //!
 //! - `run`: `POST /v1/run {"input":"say hi"}` on orchestrate; a run counts when it completed
-//!   with one successful tool call and the answer `done`.
+//!   with one successful tool call and the answer `done`. With `--workflow router|parallel`,
+//!   the workflows of `bench/orchestrate/workflows.sh` instead (see `workflow.rs`).
 //! - `direct`: what such a run does, made by this process itself: model call 1 (streamed, it
 //!   asks for the tool), the tool call on mcp-tool (gRPC `CallTool`, or one MCP 2026-07-28
 //!   `tools/call` POST), model call 2 (streamed, with the tool result; it answers `done`).
 //! - `adk`: ADK's api_server: a session is created (not timed), then `POST /run` is timed; a run
-//!   counts when its events hold the echo call, its response and the answer `done`.
+//!   counts when its events hold the echo call, its response and the answer `done` (or, with
+//!   `--workflow`, that workflow's agents and answer).
+//! - `direct-workflow --workflow router|parallel`: the model calls of such a workflow, made by
+//!   this process itself.
 //! - `coldstart`: spawns a server again and again and times exec -> first 200 from a ready
 //!   route, and exec -> first run completed.
 //!
@@ -28,17 +32,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod workflow;
+
 use mcp_tool::pb;
 use mcp_tool::pb::mcp_service_client::McpServiceClient;
 use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 
+use workflow::Workflow;
+
 const USAGE: &str = "usage:
   orchestrate-load run --url URL [LOAD]
   orchestrate-load direct --model BASE --mcp BASE --transport grpc|http [LOAD]
   orchestrate-load adk --url BASE --app APP [LOAD]
+  orchestrate-load direct-workflow --model BASE --workflow router|parallel [LOAD]
   orchestrate-load coldstart --ready PATH --first orchestrate|adk:APP [--runs N] [--log FILE] -- CMD [ARG...]
 LOAD: [--concurrency C] [--runs N] [--warmup W] [--watch-pid PID] [--latencies FILE]
+--workflow react|router|parallel (run, adk, coldstart; default react): what a run is and how it is checked.
 coldstart sets PORT and replaces {port} in the arguments.";
 const INPUT: &str = "say hi";
 /// The agent's prompt, the same in orchestrate's configuration and ADK's agent.
@@ -65,6 +75,7 @@ struct Args {
     runs: usize,
     warmup: usize,
     watch_pid: Option<u32>,
+    workflow: Workflow,
     command: Vec<String>,
 }
 
@@ -101,6 +112,7 @@ fn parse() -> Result<Args, String> {
             "--concurrency" => args.concurrency = number()?.max(1),
             "--runs" => args.runs = number()?.max(1),
             "--warmup" => args.warmup = number()?,
+            "--workflow" => args.workflow = Workflow::parse(&value)?,
             "--watch-pid" => {
                 args.watch_pid = Some(value.parse().map_err(|e| format!("{flag}: {e}"))?);
             }
@@ -111,6 +123,9 @@ fn parse() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // reqwest is built without a crypto provider of its own (the workspace's TLS is rustls on
+    // ring, installed by aixrun): without this, building a client panics.
+    aixrun::crypto::install_provider();
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
@@ -124,7 +139,7 @@ fn main() -> ExitCode {
         .expect("runtime");
     let result = match args.mode.as_str() {
         "coldstart" => coldstart(&args, &runtime),
-        mode @ ("run" | "direct" | "adk") => {
+        mode @ ("run" | "direct" | "adk" | "direct-workflow") => {
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, load(mode, &args))
         }
@@ -158,12 +173,19 @@ async fn load(mode: &str, args: &Args) -> Result<String, String> {
     match mode {
         "run" => {
             need(&args.url, "--url")?;
-            measure(args, Rc::new(Orchestrate::new(client, &args.url))).await
+            let runner = Orchestrate::new(client, &args.url, args.workflow);
+            measure(args, Rc::new(runner)).await
         }
         "adk" => {
             need(&args.url, "--url")?;
             need(&args.app, "--app")?;
-            measure(args, Rc::new(Adk::new(client, &args.url, &args.app))).await
+            let runner = Adk::new(client, &args.url, &args.app, args.workflow);
+            measure(args, Rc::new(runner)).await
+        }
+        "direct-workflow" => {
+            need(&args.model, "--model")?;
+            let runner = workflow::Direct::new(client, &args.model, args.workflow)?;
+            measure(args, Rc::new(runner)).await
         }
         _ => {
             need(&args.model, "--model")?;
@@ -360,14 +382,16 @@ struct Orchestrate {
     client: reqwest::Client,
     url: String,
     body: Value,
+    workflow: Workflow,
 }
 
 impl Orchestrate {
-    fn new(client: reqwest::Client, url: &str) -> Self {
+    fn new(client: reqwest::Client, url: &str, workflow: Workflow) -> Self {
         Self {
             client,
             url: url.to_owned(),
-            body: json!({"input": INPUT}),
+            body: json!({"input": workflow.input()}),
+            workflow,
         }
     }
 }
@@ -377,7 +401,10 @@ impl Runner for Orchestrate {
         let started = Instant::now();
         let result = post_json(&self.client, &self.url, &self.body).await?;
         let elapsed = started.elapsed();
-        check_orchestrate(&result)?;
+        match self.workflow {
+            Workflow::React => check_orchestrate(&result)?,
+            workflow => workflow.check_orchestrate(&result)?,
+        }
         Ok(elapsed)
     }
 }
@@ -471,49 +498,7 @@ impl Direct {
             "tools": self.tools,
             "max_completion_tokens": 20000,
         });
-        let response = self
-            .client
-            .post(&self.completions)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| format!("model: {e}"))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| format!("model: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("model: {status}"));
-        }
-        let text = std::str::from_utf8(&bytes).map_err(|_| "model: not UTF-8")?;
-        let mut answer = Answer::default();
-        let mut done = false;
-        for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
-            if data == "[DONE]" {
-                done = true;
-                break;
-            }
-            let chunk: Value = serde_json::from_str(data).map_err(|e| format!("model: {e}"))?;
-            let delta = &chunk["choices"][0]["delta"];
-            if let Some(t) = delta["content"].as_str() {
-                answer.text.push_str(t);
-            }
-            for fragment in delta["tool_calls"].as_array().into_iter().flatten() {
-                let call = answer.call.get_or_insert_with(Default::default);
-                if let Some(id) = fragment["id"].as_str() {
-                    call.0 = id.to_owned();
-                }
-                if let Some(name) = fragment["function"]["name"].as_str() {
-                    call.1 = name.to_owned();
-                }
-                if let Some(piece) = fragment["function"]["arguments"].as_str() {
-                    call.2.push_str(piece);
-                }
-            }
-        }
-        if !done {
-            return Err("model: the stream ended without [DONE]".into());
-        }
-        Ok(answer)
+        stream_chat(&self.client, &self.completions, &body).await
     }
 
     async fn call_tool(&self, n: u64, name: &str, arguments: &str) -> Result<String, String> {
@@ -617,20 +602,68 @@ impl Runner for Direct {
     }
 }
 
+/// One streamed chat completion (`body` has `stream: true`): the text and first tool call.
+async fn stream_chat(client: &reqwest::Client, url: &str, body: &Value) -> Result<Answer, String> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("model: {e}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| format!("model: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("model: {status}"));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| "model: not UTF-8")?;
+    let mut answer = Answer::default();
+    let mut done = false;
+    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            done = true;
+            break;
+        }
+        let chunk: Value = serde_json::from_str(data).map_err(|e| format!("model: {e}"))?;
+        let delta = &chunk["choices"][0]["delta"];
+        if let Some(t) = delta["content"].as_str() {
+            answer.text.push_str(t);
+        }
+        for fragment in delta["tool_calls"].as_array().into_iter().flatten() {
+            let call = answer.call.get_or_insert_with(Default::default);
+            if let Some(id) = fragment["id"].as_str() {
+                call.0 = id.to_owned();
+            }
+            if let Some(name) = fragment["function"]["name"].as_str() {
+                call.1 = name.to_owned();
+            }
+            if let Some(piece) = fragment["function"]["arguments"].as_str() {
+                call.2.push_str(piece);
+            }
+        }
+    }
+    if !done {
+        return Err("model: the stream ended without [DONE]".into());
+    }
+    Ok(answer)
+}
+
 // --- ADK. --------------------------------------------------------------------------------------
 
 struct Adk {
     client: reqwest::Client,
     base: String,
     app: String,
+    workflow: Workflow,
 }
 
 impl Adk {
-    fn new(client: reqwest::Client, base: &str, app: &str) -> Self {
+    fn new(client: reqwest::Client, base: &str, app: &str, workflow: Workflow) -> Self {
         Self {
             client,
             base: base.to_owned(),
             app: app.to_owned(),
+            workflow,
         }
     }
 }
@@ -642,13 +675,16 @@ impl Runner for Adk {
         post_json(&self.client, &url, &json!({})).await?;
         let body = json!({
             "appName": self.app, "userId": "u", "sessionId": session,
-            "newMessage": {"role": "user", "parts": [{"text": INPUT}]},
+            "newMessage": {"role": "user", "parts": [{"text": self.workflow.input()}]},
             "streaming": false,
         });
         let started = Instant::now();
         let events = post_json(&self.client, &format!("{}/run", self.base), &body).await?;
         let elapsed = started.elapsed();
-        check_adk(&events)?;
+        match self.workflow {
+            Workflow::React => check_adk(&events)?,
+            workflow => workflow.check_adk(&events)?,
+        }
         Ok(elapsed)
     }
 }
@@ -761,7 +797,10 @@ fn coldstart(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<String, S
             let base = format!("http://127.0.0.1:{port}");
             let local = tokio::task::LocalSet::new();
             local
-                .block_on(runtime, first_run(&client, &base, &args.first))
+                .block_on(
+                    runtime,
+                    first_run(&client, &base, &args.first, args.workflow),
+                )
                 .map(|()| (ready_after, started.elapsed()))
         });
         let _ = child.kill();
@@ -805,14 +844,22 @@ fn coldstart(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<String, S
     ))
 }
 
-async fn first_run(client: &reqwest::Client, base: &str, first: &str) -> Result<(), String> {
+async fn first_run(
+    client: &reqwest::Client,
+    base: &str,
+    first: &str,
+    workflow: Workflow,
+) -> Result<(), String> {
     if first == "orchestrate" {
-        Orchestrate::new(client.clone(), &format!("{base}/v1/run"))
+        Orchestrate::new(client.clone(), &format!("{base}/v1/run"), workflow)
             .once(0)
             .await
             .map(drop)
     } else if let Some(app) = first.strip_prefix("adk:") {
-        Adk::new(client.clone(), base, app).once(0).await.map(drop)
+        Adk::new(client.clone(), base, app, workflow)
+            .once(0)
+            .await
+            .map(drop)
     } else {
         Err(format!(
             "--first must be orchestrate or adk:APP, not {first:?}"

