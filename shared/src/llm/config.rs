@@ -14,6 +14,11 @@ pub const OLLAMA_URL: &str = "OLLAMA_URL";
 pub const OLLAMA_HOST: &str = "OLLAMA_HOST";
 /// `OPENAI_API_KEY`: the key for OpenAI's API.
 pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
+/// `OPENAI_BASE_URL`: the variable every OpenAI client honours, read when an `openai` or
+/// `openai_compatible` model names no `config.address` (such as `http://127.0.0.1:8080/v1`
+/// for llama.cpp's server). Not OpenAI's own API, so no key is required (`OPENAI_API_KEY` is
+/// sent when set).
+pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
 /// `XAI_API_KEY`: the key for xAI's API.
 pub const XAI_API_KEY: &str = "XAI_API_KEY";
 /// `HF_TOKEN`: the Hugging Face token (the Hub's own name for it).

@@ -50,7 +50,8 @@ pub use error::LlmError;
 pub use event::{Arguments, Event, Finish, FinishReason, ToolCall, Usage};
 pub use limits::CallLimits;
 pub use request::{
-    ChatRequest, KeepAlive, Message, OllamaOptions, Options, OutputSchema, Think, ToolSpec,
+    ChatRequest, KeepAlive, Message, OllamaOptions, Options, OutputSchema, Think, ToolChoice,
+    ToolSpec,
 };
 pub use stream::ChatStream;
 
@@ -116,10 +117,11 @@ impl Endpoint {
         self.auth.as_ref()
     }
 
-    /// The endpoint for `provider` from configuration: `address` or the provider's default
-    /// (Ollama: [`ollama_url`]'s rules), and `key` or the provider's key variables. A provider's
-    /// public API without a key, and an OpenAI-compatible server without an address, are errors
-    /// naming what to set.
+    /// The endpoint for `provider` from configuration: `address`, else (`openai` and
+    /// `openai_compatible`) `OPENAI_BASE_URL`, else the provider's default (Ollama:
+    /// [`ollama_url`]'s rules); and `key` or the provider's key variables (`OPENAI_API_KEY` for
+    /// an `OPENAI_BASE_URL` server). A provider's public API without a key, and an
+    /// OpenAI-compatible server without an address, are errors naming what to set.
     pub fn from_config(
         provider: Provider,
         address: Option<&str>,
@@ -130,7 +132,23 @@ impl Endpoint {
         if provider == Provider::Ollama {
             return Ok(Self::new(provider, ollama_url(address, env)?, key));
         }
-        let key = key.or_else(|| ApiKey::from_env(env, provider.key_vars()));
+        // Where OpenAI clients are pointed at another server; its key, if any, is OpenAI's.
+        let base_url = matches!(provider, Provider::OpenAi | Provider::OpenAiCompatible)
+            .then(|| env.get(config::OPENAI_BASE_URL))
+            .flatten()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        let (address, source) = match (address, base_url) {
+            (Some(a), _) => (Some(a), "config.address"),
+            (None, Some(a)) => (Some(a), config::OPENAI_BASE_URL),
+            (None, None) => (None, "config.address"),
+        };
+        let key_vars = if source == config::OPENAI_BASE_URL {
+            Provider::OpenAi.key_vars()
+        } else {
+            provider.key_vars()
+        };
+        let key = key.or_else(|| ApiKey::from_env(env, key_vars));
         let raw = match (address, provider.default_url()) {
             (Some(a), _) => a,
             (None, Some(default)) => {
@@ -143,7 +161,15 @@ impl Endpoint {
                             .unwrap_or("config.api_key"),
                         "",
                         format!("{} needs an API key", provider.name()),
-                        format!("{} or config.api_key", provider.key_vars().join(" or ")),
+                        format!(
+                            "{} or config.api_key{}",
+                            provider.key_vars().join(" or "),
+                            if provider == Provider::OpenAi {
+                                " (or OPENAI_BASE_URL for another OpenAI-compatible server)"
+                            } else {
+                                ""
+                            }
+                        ),
                     ));
                 }
                 default
@@ -153,7 +179,10 @@ impl Endpoint {
                     "config.address",
                     "",
                     format!("{} has no default address", provider.name()),
-                    "the server's base URL, such as http://vllm:8000/v1",
+                    format!(
+                        "the server's base URL, such as http://vllm:8000/v1, in config.address or {}",
+                        config::OPENAI_BASE_URL
+                    ),
                 ));
             }
         };
@@ -162,7 +191,7 @@ impl Endpoint {
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| {
                 ConfigError::new(
-                    "config.address",
+                    source,
                     raw,
                     "not an http(s) URL",
                     "a base URL such as https://api.openai.com/v1",

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{LlmError, one_line};
 use super::event::{Arguments, Event, Finish, FinishReason, ToolCall, Usage};
-use super::request::{ChatRequest, Message};
+use super::request::{ChatRequest, Message, ToolChoice};
 use super::stream::Decode;
 
 /// The JSON body of a streamed `/api/chat` request.
@@ -19,9 +19,16 @@ pub(super) fn body(request: &ChatRequest) -> Value {
     obj.insert("model".into(), request.model.clone().into());
     obj.insert("messages".into(), messages.into());
     obj.insert("stream".into(), true.into());
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
+    // `/api/chat` has no `tool_choice`: `none` offers no tools and a named tool only that one;
+    // `required` can't be asked for (the caller sees whether a tool was called).
+    let offered = request.tools.iter().filter(|t| match &request.tool_choice {
+        Some(ToolChoice::None) => false,
+        Some(ToolChoice::Tool(name)) => &t.name == name,
+        _ => true,
+    });
+    let offered: Vec<_> = offered.collect();
+    if !offered.is_empty() {
+        let tools: Vec<Value> = offered
             .iter()
             .map(|t| {
                 json!({"type": "function", "function": {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{LlmError, one_line};
 use super::event::{Arguments, Event, Finish, FinishReason, ToolCall, Usage};
-use super::request::{ChatRequest, Message};
+use super::request::{ChatRequest, Message, ToolChoice};
 use super::stream::Decode;
 
 /// Which field carries the output token limit. OpenAI's own API reads
@@ -41,6 +41,16 @@ pub(super) fn body(request: &ChatRequest, max_tokens: MaxTokens) -> Value {
             })
             .collect();
         obj.insert("tools".into(), tools.into());
+        let choice = match &request.tool_choice {
+            None => None,
+            Some(ToolChoice::Tool(name)) => {
+                Some(json!({"type": "function", "function": {"name": name}}))
+            }
+            Some(choice) => Some(Value::from(choice.as_str())),
+        };
+        if let Some(choice) = choice {
+            obj.insert("tool_choice".into(), choice);
+        }
     }
     if let Some(schema) = &request.output_schema {
         obj.insert(

@@ -16,6 +16,9 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// The tools the model may call.
     pub tools: Vec<ToolSpec>,
+    /// Whether the model must, may or must not call them; `None`: the server's default
+    /// (`auto` when tools are offered). Sent only with tools.
+    pub tool_choice: Option<ToolChoice>,
     /// When set, the answer must be JSON matching this schema.
     pub output_schema: Option<OutputSchema>,
     /// Sampling options.
@@ -58,6 +61,43 @@ pub struct ToolSpec {
     pub description: String,
     /// A JSON Schema object describing its arguments.
     pub parameters: Value,
+}
+
+/// Whether the model calls a tool. OpenAI-compatible servers get it as `tool_choice`; Ollama's
+/// native API has no such field, so there `None` offers no tools, `Tool` offers only that one,
+/// and `Required` cannot be enforced by the server (the caller checks the answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// The model must call at least one tool.
+    Required,
+    /// The model must not call a tool.
+    None,
+    /// The model must call this tool.
+    Tool(String),
+}
+
+impl ToolChoice {
+    /// From configuration: `auto`, `required`, `none`, or a tool's name.
+    pub fn parse(raw: &str) -> Self {
+        match raw.trim() {
+            "auto" => Self::Auto,
+            "required" => Self::Required,
+            "none" => Self::None,
+            name => Self::Tool(name.to_owned()),
+        }
+    }
+
+    /// As written in configuration.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Auto => "auto",
+            Self::Required => "required",
+            Self::None => "none",
+            Self::Tool(name) => name,
+        }
+    }
 }
 
 /// A JSON Schema the answer must match.

@@ -85,7 +85,8 @@ fn endpoints_from_config_need_a_key_for_public_apis() {
     let e = Endpoint::from_config(Provider::OpenAi, None, None, &env).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "OPENAI_API_KEY=\"\": openai needs an API key; expected OPENAI_API_KEY or config.api_key"
+        "OPENAI_API_KEY=\"\": openai needs an API key; expected OPENAI_API_KEY or config.api_key \
+         (or OPENAI_BASE_URL for another OpenAI-compatible server)"
     );
     let e = Endpoint::from_config(Provider::OpenAiCompatible, None, None, &env).unwrap_err();
     assert!(e.to_string().contains("has no default address"), "{e}");
@@ -99,5 +100,35 @@ fn endpoints_from_config_need_a_key_for_public_apis() {
     assert_eq!(
         super::join(vllm.base(), "chat/completions").as_str(),
         "http://vllm:8000/v1/chat/completions"
+    );
+}
+
+#[test]
+fn openai_base_url_points_openai_clients_at_another_server() {
+    let local = crate::Env::from_pairs([(config::OPENAI_BASE_URL, " http://127.0.0.1:8090/v1 ")]);
+    // No key needed: it is not OpenAI's API.
+    let openai = Endpoint::from_config(Provider::OpenAi, None, None, &local).unwrap();
+    assert_eq!(openai.base().as_str(), "http://127.0.0.1:8090/v1");
+    assert!(!openai.has_key());
+    let any = Endpoint::from_config(Provider::OpenAiCompatible, None, None, &local).unwrap();
+    assert_eq!(any.base().as_str(), "http://127.0.0.1:8090/v1");
+    // A model's own address wins; other providers never read it.
+    let own = Endpoint::from_config(Provider::OpenAi, Some("http://vllm:8000/v1"), None, &local);
+    assert_eq!(own.unwrap().base().as_str(), "http://vllm:8000/v1");
+    let keyed = crate::Env::from_pairs([
+        (config::OPENAI_BASE_URL, "http://vllm:8000/v1"),
+        (config::OPENAI_API_KEY, "sk-local"),
+        (config::XAI_API_KEY, "xai-secret"),
+    ]);
+    let vllm = Endpoint::from_config(Provider::OpenAiCompatible, None, None, &keyed).unwrap();
+    assert!(vllm.has_key(), "OPENAI_API_KEY goes with OPENAI_BASE_URL");
+    let xai = Endpoint::from_config(Provider::Xai, None, None, &keyed).unwrap();
+    assert_eq!(xai.base().as_str(), "https://api.x.ai/v1");
+    let bad = crate::Env::from_pairs([(config::OPENAI_BASE_URL, "127.0.0.1:8090")]);
+    let e = Endpoint::from_config(Provider::OpenAi, None, None, &bad).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("OPENAI_BASE_URL=\"127.0.0.1:8090\": not an http(s) URL"),
+        "{e}"
     );
 }

@@ -381,3 +381,37 @@ async fn a_refused_connection_is_retried_then_named() {
         "{err}"
     );
 }
+
+#[test]
+fn tool_choice_becomes_the_tools_offered_since_api_chat_has_no_such_field() {
+    let spec = |name: &str| ToolSpec {
+        name: name.into(),
+        description: String::new(),
+        parameters: serde_json::json!({"type": "object"}),
+    };
+    let names = |choice: Option<ToolChoice>| {
+        let request = ChatRequest {
+            tools: vec![spec("echo"), spec("get_weather")],
+            tool_choice: choice,
+            ..user("hi")
+        };
+        let body = crate::llm::ollama::body(&request);
+        assert!(body.get("tool_choice").is_none(), "{body}");
+        body.get("tools").map_or_else(Vec::new, |tools| {
+            tools
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+    };
+    assert_eq!(names(None), ["echo", "get_weather"]);
+    assert_eq!(names(Some(ToolChoice::Auto)), ["echo", "get_weather"]);
+    assert_eq!(names(Some(ToolChoice::Required)), ["echo", "get_weather"]);
+    assert_eq!(names(Some(ToolChoice::None)), Vec::<String>::new());
+    assert_eq!(
+        names(Some(ToolChoice::Tool("get_weather".into()))),
+        ["get_weather"]
+    );
+}

@@ -408,3 +408,37 @@ async fn dropping_the_stream_closes_the_connection() {
         .await
         .expect("the server saw the client go away");
 }
+
+#[test]
+fn tool_choice_is_sent_as_openai_documents_it_and_only_with_tools() {
+    let tools = vec![ToolSpec {
+        name: "get_weather".into(),
+        description: "The weather".into(),
+        parameters: json!({"type": "object"}),
+    }];
+    let body = |choice: Option<ToolChoice>, tools: &[ToolSpec]| {
+        let request = ChatRequest {
+            tools: tools.to_vec(),
+            tool_choice: choice,
+            ..user("hi")
+        };
+        crate::llm::openai::body(&request, crate::llm::openai::MaxTokens::Both)
+    };
+    assert!(body(None, &tools).get("tool_choice").is_none());
+    assert_eq!(body(Some(ToolChoice::Auto), &tools)["tool_choice"], "auto");
+    assert_eq!(
+        body(Some(ToolChoice::Required), &tools)["tool_choice"],
+        "required"
+    );
+    assert_eq!(body(Some(ToolChoice::None), &tools)["tool_choice"], "none");
+    assert_eq!(
+        body(Some(ToolChoice::parse("get_weather")), &tools)["tool_choice"],
+        json!({"type": "function", "function": {"name": "get_weather"}})
+    );
+    // Without tools, a tool_choice is an error for OpenAI: it is left out.
+    assert!(
+        body(Some(ToolChoice::Required), &[])
+            .get("tool_choice")
+            .is_none()
+    );
+}
