@@ -227,6 +227,9 @@ pub struct AgentFile {
     pub depends_on: Vec<String>,
     /// Most model turns of a react loop (default 10).
     pub max_iterations: Option<u32>,
+    /// Whether its model must call a tool: `auto` (the server's default), `required`, `none`,
+    /// or a tool's name; applies until the first tool call.
+    pub tool_choice: Option<String>,
     /// A JSON Schema its final answer must match.
     pub output_schema: Option<Value>,
     /// Overrides of the run's budget for this agent.

@@ -30,6 +30,14 @@ pub const ORCHESTRATE_CONFIG: &str = "ORCHESTRATE_CONFIG";
 /// `ORCHESTRATE_MODEL`: the bundled example's model as `provider:model` (default
 /// `ollama:qwen3:0.6b`); read only through the example's `${ORCHESTRATE_MODEL:-...}`.
 pub const ORCHESTRATE_MODEL: &str = "ORCHESTRATE_MODEL";
+/// `ORCHESTRATE_MODEL_URL`: the base URL of a model named in place as `provider:model` (such
+/// as the bundled example's `ORCHESTRATE_MODEL`), as `config.address` is a model service's:
+/// `openai_compatible:MODEL` with `http://127.0.0.1:8080/v1` runs on llama.cpp's server.
+/// Unset, each provider's own rules apply (`OPENAI_BASE_URL`, `OLLAMA_URL`, ...).
+pub const ORCHESTRATE_MODEL_URL: &str = "ORCHESTRATE_MODEL_URL";
+/// `OPENAI_BASE_URL`: where `openai` and `openai_compatible` models without an address are
+/// served (every OpenAI client's variable); `OPENAI_API_KEY` is sent there when set.
+pub use aixrun::llm::config::OPENAI_BASE_URL;
 /// API keys read when a model service's `config.api_key` is unset: `OPENAI_API_KEY` (openai),
 /// `XAI_API_KEY` (xai), `HF_TOKEN` then `HUGGINGFACE_API_KEY` (huggingface).
 pub use aixrun::llm::config::{HF_TOKEN, HUGGINGFACE_API_KEY, OPENAI_API_KEY, XAI_API_KEY};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aixrun::llm::{ApiKey, Endpoint, OllamaOptions, Options};
+use aixrun::llm::{ApiKey, Endpoint, OllamaOptions, Options, ToolChoice};
 use aixrun::outbound::Url;
 use serde_json::Value;
 
@@ -240,6 +240,8 @@ pub struct Agent {
     pub mcp_servers: Vec<Arc<McpServer>>,
     /// Most model turns of its loop.
     pub max_iterations: u32,
+    /// Whether its model must call a tool (`None`: the server's default), until it first does.
+    pub tool_choice: Option<ToolChoice>,
     /// A JSON Schema its final answer must match (checked to be a valid schema).
     pub output_schema: Option<Value>,
     /// Its own limits, when it has any (`budget`); the run's always bound it too.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use aixrun::Env;
 use aixrun::config::parse_duration;
 use aixrun::gcp::idtoken::{self, IdTokenAuth, IdTokens};
-use aixrun::llm::{ApiKey, Endpoint, KeepAlive, OllamaOptions, Options, Provider, Think};
+use aixrun::llm::{
+    ApiKey, Endpoint, KeepAlive, OllamaOptions, Options, Provider, Think, ToolChoice,
+};
 use serde_json::Value;
 
 use super::Problem;
@@ -187,6 +189,7 @@ fn supervisor_agent(sup: SupervisorFile, workers: Vec<String>) -> AgentFile {
         outputs: Vec::new(),
         depends_on: Vec::new(),
         max_iterations: None,
+        tool_choice: None,
         output_schema: None,
         budget: None,
         classifier_config: None,
@@ -301,6 +304,11 @@ fn agent(
         }
         Some(n) => n,
     };
+    let tool_choice = a
+        .tool_choice
+        .as_deref()
+        .map(|raw| tool_choice(raw, uses_tools, &mcp_servers, &at.key("tool_choice")))
+        .transpose()?;
     if let Some(schema) = &a.output_schema
         && let Err(e) = aixrun::schema::Schema::compile(schema)
     {
@@ -320,6 +328,7 @@ fn agent(
         prompt: a.prompt.clone(),
         mcp_servers,
         max_iterations,
+        tool_choice,
         output_schema: a.output_schema.clone(),
         budget,
         join: match a.join {
@@ -331,6 +340,58 @@ fn agent(
             Some(OnErrorFile::Continue) => OnError::Continue,
         },
     })
+}
+
+/// `tool_choice`: `auto`, `required`, `none` or a tool's name. Asking for a tool needs MCP
+/// servers; a named tool must be one they may offer when every one of them lists its `tools`
+/// (otherwise the run checks it against the tools they serve).
+fn tool_choice(
+    raw: &str,
+    uses_tools: bool,
+    servers: &[Arc<McpServer>],
+    at: &Path,
+) -> Result<ToolChoice, Problem> {
+    let choice = ToolChoice::parse(raw);
+    if !uses_tools {
+        return Err(Problem::new(
+            at.clone(),
+            "only react and planner agents call tools",
+        ));
+    }
+    if raw.trim().is_empty() {
+        return Err(Problem::new(
+            at.clone(),
+            "expected auto, required, none or a tool's name",
+        ));
+    }
+    let asks_for_a_call = matches!(choice, ToolChoice::Required | ToolChoice::Tool(_));
+    if asks_for_a_call && servers.is_empty() {
+        return Err(Problem::new(
+            at.clone(),
+            format!(
+                "{raw:?} asks for a tool call, but the agent has no mcp_servers to offer tools"
+            ),
+        ));
+    }
+    if let ToolChoice::Tool(name) = &choice
+        && servers.iter().all(|s| s.tools.is_some())
+    {
+        let listed: Vec<&str> = servers
+            .iter()
+            .flat_map(|s| s.tools.iter().flatten())
+            .map(String::as_str)
+            .collect();
+        if !listed.contains(&name.as_str()) {
+            return Err(Problem::new(
+                at.clone(),
+                format!(
+                    "{name:?} is neither auto, required, none nor a tool its mcp_servers offer ({})",
+                    list_or_none(&listed)
+                ),
+            ));
+        }
+    }
+    Ok(choice)
 }
 
 /// A `model_services` name, else `provider:model`.
@@ -362,8 +423,19 @@ fn model_ref(
             ),
         ));
     };
-    let endpoint = Endpoint::from_config(provider, None, None, lookup.env)
-        .map_err(|e| Problem::new(at.clone(), e.to_string()))?;
+    let address = lookup.env.get(super::ORCHESTRATE_MODEL_URL);
+    let endpoint = Endpoint::from_config(provider, address, None, lookup.env).map_err(|e| {
+        let hint = if provider == Provider::OpenAiCompatible && address.is_none() {
+            format!(
+                " (for {name}, set {} or {})",
+                super::ORCHESTRATE_MODEL_URL,
+                super::OPENAI_BASE_URL
+            )
+        } else {
+            String::new()
+        };
+        Problem::new(at.clone(), format!("{e}{hint}"))
+    })?;
     let endpoint = model_auth(endpoint, None, at, lookup.env)?;
     let service = Arc::new(ModelService {
         name: name.to_owned(),

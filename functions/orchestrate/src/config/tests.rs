@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aixrun::llm::Provider;
+use aixrun::llm::{Provider, ToolChoice};
 
 use super::*;
 
@@ -512,4 +512,74 @@ fn every_example_loads() {
         }
     }
     assert!(loaded >= 5, "{loaded} examples in {}", dir.display());
+}
+
+#[test]
+fn a_model_named_in_place_is_served_where_orchestrate_model_url_or_openai_base_url_says() {
+    let model = |pairs: &[(&str, &str)]| {
+        let o = load(&env(pairs)).unwrap();
+        o.workflows["default"].nodes[0].model.clone().unwrap()
+    };
+    let m = model(&[
+        (ORCHESTRATE_MODEL, "openai_compatible:smollm2"),
+        (ORCHESTRATE_MODEL_URL, "http://127.0.0.1:8090/v1"),
+    ]);
+    assert_eq!(m.endpoint.provider(), Provider::OpenAiCompatible);
+    assert_eq!(m.endpoint.base().as_str(), "http://127.0.0.1:8090/v1");
+    let m = model(&[
+        (ORCHESTRATE_MODEL, "openai_compatible:smollm2"),
+        (OPENAI_BASE_URL, "http://127.0.0.1:8091/v1"),
+    ]);
+    assert_eq!(m.endpoint.base().as_str(), "http://127.0.0.1:8091/v1");
+    // The openai provider honours OPENAI_BASE_URL too, and needs no key there.
+    let m = model(&[
+        (ORCHESTRATE_MODEL, "openai:smollm2"),
+        (OPENAI_BASE_URL, "http://127.0.0.1:8091/v1"),
+    ]);
+    assert_eq!(m.endpoint.provider(), Provider::OpenAi);
+    assert_eq!(m.endpoint.base().as_str(), "http://127.0.0.1:8091/v1");
+    let e = load(&env(&[(ORCHESTRATE_MODEL, "openai_compatible:smollm2")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("set ORCHESTRATE_MODEL_URL or OPENAI_BASE_URL"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tool_choice_is_auto_required_none_or_a_tool_the_agent_may_call() {
+    let with = |choice: &str, servers: &str| {
+        format!(
+            "{OLLAMA}mcp_servers:\n  - name: tools\n    transport: local\n    tools: [echo]\n\
+             agents:\n  - name: a\n    role: react\n    model: local\n{servers}    \
+             tool_choice: {choice}\n"
+        )
+    };
+    let uses = "    mcp_servers: [tools]\n";
+    for (raw, choice) in [
+        ("auto", ToolChoice::Auto),
+        ("required", ToolChoice::Required),
+        ("none", ToolChoice::None),
+        ("echo", ToolChoice::Tool("echo".into())),
+    ] {
+        let o = ok(&with(raw, uses));
+        assert_eq!(o.agents["a"].tool_choice, Some(choice));
+    }
+    let text = with("get_weather", uses);
+    assert_at(
+        &err(&text),
+        &text,
+        "get_weather",
+        1,
+        "\"get_weather\" is neither auto, required, none nor a tool its mcp_servers offer (echo)",
+    );
+    let text = with("required", "");
+    assert_at(
+        &err(&text),
+        &text,
+        "required",
+        1,
+        "asks for a tool call, but the agent has no mcp_servers",
+    );
 }

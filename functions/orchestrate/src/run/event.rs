@@ -158,6 +158,9 @@ pub struct ModelCall {
     pub input_tokens: u64,
     /// Answer tokens charged.
     pub output_tokens: u64,
+    /// The tools the model could call in this call, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools_offered: Vec<String>,
     /// The tokens are counted from the text (about four characters a token), because the
     /// provider's count never arrived.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -115,6 +115,10 @@ pub struct StepSummary {
     pub finish_reason: Option<String>,
     /// What it used, its children's included.
     pub usage: Usage,
+    /// The tools its model could call, by name: with no `tool_calls`, the model answered
+    /// without using any of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools_offered: Vec<String>,
     /// Its tool calls, in the model's order.
     pub tool_calls: Vec<ToolCallRecord>,
     /// What it decided: a route, a tally, a plan, rounds.
@@ -212,6 +216,7 @@ impl RunState {
                         output: Value::String(String::new()),
                         finish_reason: None,
                         usage: Usage::default(),
+                        tools_offered: Vec::new(),
                         tool_calls: Vec::new(),
                         decisions: Vec::new(),
                         duration_ms: 0,
@@ -242,6 +247,11 @@ impl RunState {
                 };
                 if let Some(step) = self.step_mut(id) {
                     step.finish_reason.clone_from(&call.finish_reason);
+                    for tool in &call.tools_offered {
+                        if !step.tools_offered.contains(tool) {
+                            step.tools_offered.push(tool.clone());
+                        }
+                    }
                 }
                 self.charge(id, &usage);
             }
@@ -381,6 +391,7 @@ mod tests {
             provider: "ollama".into(),
             status: "ok".into(),
             finish_reason: Some("stop".into()),
+            tools_offered: vec!["echo".into()],
             input_tokens: 10,
             output_tokens: 5,
             estimated: false,
@@ -418,6 +429,7 @@ mod tests {
         assert_eq!(state.usage.model_calls, 1);
         assert_eq!(state.step("s1").unwrap().summary.usage.input_tokens, 10);
         assert_eq!(state.step("s2").unwrap().summary.output, "hi");
+        assert_eq!(state.step("s2").unwrap().summary.tools_offered, ["echo"]);
         assert_eq!(state.open_steps().len(), 2);
         assert_eq!(state.last_seq, Some(4));
     }

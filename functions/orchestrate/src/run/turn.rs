@@ -6,7 +6,7 @@
 
 use aixrun::llm::{
     CallLimits, ChatRequest, Event as ModelEvent, FinishReason, LlmError, Message, Options,
-    OutputSchema, ToolCall, ToolSpec,
+    OutputSchema, ToolCall, ToolChoice, ToolSpec,
 };
 use futures_util::StreamExt as _;
 use serde_json::Value;
@@ -37,6 +37,19 @@ pub(crate) async fn model_turn(
     schema: Option<OutputSchema>,
     stream: bool,
 ) -> Result<Turn, StepEnd> {
+    model_turn_choosing(step, service, messages, tools, None, schema, stream).await
+}
+
+/// [`model_turn`] with a `tool_choice` (`None`: the server's default).
+pub(crate) async fn model_turn_choosing(
+    step: &Step<'_>,
+    service: &ModelService,
+    messages: &[Message],
+    tools: &[ToolSpec],
+    tool_choice: Option<ToolChoice>,
+    schema: Option<OutputSchema>,
+    stream: bool,
+) -> Result<Turn, StepEnd> {
     step.meter
         .take_model_call()
         .map_err(|stop| StepEnd::Stopped(stop, None))?;
@@ -45,6 +58,7 @@ pub(crate) async fn model_turn(
         model: service.model.clone(),
         messages: messages.to_vec(),
         tools: tools.to_vec(),
+        tool_choice,
         output_schema: schema,
         options: Options {
             max_output_tokens: u32::try_from(cap).ok(),
@@ -57,8 +71,19 @@ pub(crate) async fn model_turn(
         ..CallLimits::default()
     };
     let model = step.run.engine.models.get(service);
+    // What the model may call: `none` offers nothing, a named tool only itself.
+    let offered = tools
+        .iter()
+        .filter(|t| match &request.tool_choice {
+            Some(ToolChoice::None) => false,
+            Some(ToolChoice::Tool(name)) => &t.name == name,
+            _ => true,
+        })
+        .map(|t| t.name.clone())
+        .collect();
     let mut charge = Charge {
         step,
+        offered,
         model: &service.model,
         provider: model.provider(),
         started: Instant::now(),
@@ -143,6 +168,7 @@ fn cut(step: &Step<'_>, cap: u64) -> StepEnd {
 /// Charges one model call when it ends, or, if it never does (dropped), when the turn is.
 struct Charge<'a> {
     step: &'a Step<'a>,
+    offered: Vec<String>,
     model: &'a str,
     provider: &'static str,
     started: Instant,
@@ -169,6 +195,7 @@ impl Charge<'_> {
             provider: self.provider.to_owned(),
             status: status.to_owned(),
             finish_reason,
+            tools_offered: std::mem::take(&mut self.offered),
             input_tokens: input,
             output_tokens: output,
             estimated,

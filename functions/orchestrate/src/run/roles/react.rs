@@ -5,7 +5,7 @@
 //! answer is requested as structured output, validated, and retried once with the error (the
 //! streamed first answer retracted).
 
-use aixrun::llm::{Arguments, Message, OutputSchema, ToolCall, ToolSpec};
+use aixrun::llm::{Arguments, Message, OutputSchema, ToolCall, ToolChoice, ToolSpec};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -17,7 +17,7 @@ use crate::run::event::Event;
 use crate::run::recorder::millis;
 use crate::run::step::{Step, StepEnd};
 use crate::run::tools::{AgentTool, BoxFuture, ToolReply};
-use crate::run::turn::{self, model_turn};
+use crate::run::turn::{self, model_turn_choosing};
 
 /// Runs `agent`'s loop as `step` on the user message `task`, after `agent`'s prompt.
 pub(crate) async fn run(step: &Step<'_>, agent: &Agent, task: String) -> StepEnd {
@@ -46,13 +46,30 @@ pub(crate) async fn run(step: &Step<'_>, agent: &Agent, task: String) -> StepEnd
         name: format!("{}_answer", turn::sanitize(&agent.name)),
         schema: schema.clone(),
     });
+    if let Some(ToolChoice::Tool(name)) = &agent.tool_choice
+        && !specs.iter().any(|t| &t.name == name)
+    {
+        let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
+        return StepEnd::Failed(format!(
+            "tool_choice names {name:?}, which none of the agent's MCP servers offers (they offer: {})",
+            if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ));
+    }
+    // `required` or a named tool holds until the model calls one, then the model decides, as
+    // OpenAI's Agents SDK does (else every turn would have to call a tool, for ever).
+    let mut tool_choice = agent.tool_choice.clone();
     let mut schema_retried = false;
     for _ in 0..agent.max_iterations {
-        let turn = match model_turn(
+        let turn = match model_turn_choosing(
             step,
             service,
             &messages,
             &specs,
+            tool_choice.clone(),
             output_schema.clone(),
             true,
         )
@@ -61,6 +78,22 @@ pub(crate) async fn run(step: &Step<'_>, agent: &Agent, task: String) -> StepEnd
             Ok(turn) => turn,
             Err(end) => return end,
         };
+        let must_call = matches!(
+            tool_choice,
+            Some(ToolChoice::Required | ToolChoice::Tool(_))
+        );
+        if turn.calls.is_empty() && must_call {
+            // Servers that can't enforce it (Ollama's native API, some llama.cpp builds) let
+            // the model answer anyway: that answer is not what was configured.
+            return StepEnd::Failed(format!(
+                "tool_choice is {}, but the model answered without calling a tool (its server \
+                 does not enforce tool_choice)",
+                tool_choice.as_ref().map_or("", ToolChoice::as_str)
+            ));
+        }
+        if must_call {
+            tool_choice = None;
+        }
         if turn.calls.is_empty() {
             let Some(schema) = &agent.output_schema else {
                 return StepEnd::done(Value::String(turn.text));
