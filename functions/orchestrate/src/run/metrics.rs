@@ -58,12 +58,25 @@ fn operation_histogram() -> Histogram {
     Histogram::new((0..14).map(|i| 0.01 * 2f64.powi(i)))
 }
 
+/// Run and step duration buckets in seconds: from a scripted model's tenth of a second to
+/// Cloud Run's longest request timeout (3600 s), since a model-backed run takes seconds to
+/// minutes (the HTTP request histogram's buckets end at 10 s).
+const RUN_BUCKETS: [f64; 16] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+    3600.0,
+];
+
+fn run_histogram() -> Histogram {
+    Histogram::new(RUN_BUCKETS)
+}
+
 /// Every family the engine records into.
 #[derive(Clone)]
 pub struct RunMetrics {
     agent_messages: Family<AgentMessageLabels, Counter>,
     agent_duration: Family<AgentLabels, Histogram, fn() -> Histogram>,
     runs: Family<RunLabels, Counter>,
+    run_duration: Family<RunLabels, Histogram, fn() -> Histogram>,
     model_calls: Family<ModelLabels, Counter>,
     model_duration: Family<ModelLabels, Histogram, fn() -> Histogram>,
     tokens: Family<TokenLabels, Histogram, fn() -> Histogram>,
@@ -75,8 +88,9 @@ impl RunMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             agent_messages: Family::default(),
-            agent_duration: Family::new_with_constructor(aixrun::metrics::duration_histogram),
+            agent_duration: Family::new_with_constructor(run_histogram),
             runs: Family::default(),
+            run_duration: Family::new_with_constructor(run_histogram),
             model_calls: Family::default(),
             model_duration: Family::new_with_constructor(operation_histogram),
             tokens: Family::new_with_constructor(token_histogram),
@@ -96,6 +110,11 @@ impl RunMetrics {
             "aixgo_orchestrate_runs",
             "Runs by workflow and final status",
             m.runs.clone(),
+        );
+        registry.register(
+            "aixgo_orchestrate_run_duration_seconds",
+            "Wall time of runs, by workflow and final status",
+            m.run_duration.clone(),
         );
         registry.register(
             "aixgo_model_calls",
@@ -139,14 +158,16 @@ impl RunMetrics {
             .observe(took.as_secs_f64());
     }
 
-    /// A run ended.
-    pub fn run(&self, workflow: &str, status: &'static str) {
-        self.runs
-            .get_or_create(&RunLabels {
-                workflow: workflow.to_owned(),
-                status,
-            })
-            .inc();
+    /// A run ended after `took`.
+    pub fn run(&self, workflow: &str, status: &'static str, took: Duration) {
+        let labels = RunLabels {
+            workflow: workflow.to_owned(),
+            status,
+        };
+        self.runs.get_or_create(&labels).inc();
+        self.run_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     /// A model call ended.

@@ -43,6 +43,7 @@ pub use state::{RunResult, RunSummary, Status, StepRecord, ToolCallRecord, Usage
 pub use tools::{AgentTool, BoxFuture, ToolReply, Tools};
 
 use crate::config::{Budget, Orchestration, Workflow};
+pub use recorder::now;
 use recorder::{Recorder, millis};
 use step::RunCtx;
 

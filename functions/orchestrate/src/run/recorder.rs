@@ -235,6 +235,13 @@ impl Recorder {
                 self.metrics.agent_message(&step.agent, kind);
                 self.metrics
                     .agent_step(&step.agent, Duration::from_millis(step.duration_ms));
+                // A model that answers without the tools it was given may have made the answer
+                // up: the line says so.
+                let message = if step.tool_calls.is_empty() && !step.tools_offered.is_empty() {
+                    "step finished without calling any of the tools offered"
+                } else {
+                    "step finished"
+                };
                 tracing::info!(
                     run_id,
                     step_id = envelope.step_id.as_deref(),
@@ -246,13 +253,18 @@ impl Recorder {
                     duration_ms = step.duration_ms,
                     input_tokens = step.usage.input_tokens,
                     output_tokens = step.usage.output_tokens,
+                    tools_offered = step.tools_offered.len(),
                     tool_calls = step.tool_calls.len(),
                     error = step.error.as_deref(),
-                    "step finished"
+                    "{message}"
                 );
             }
             Event::RunFinished(run) => {
-                self.metrics.run(&run.workflow, run.status.as_str());
+                self.metrics.run(
+                    &run.workflow,
+                    run.status.as_str(),
+                    Duration::from_millis(run.duration_ms),
+                );
                 tracing::info!(
                     run_id,
                     workflow = run.workflow,
@@ -270,7 +282,8 @@ impl Recorder {
     }
 }
 
-fn now() -> String {
+/// Now, as events are stamped (RFC 3339, UTC).
+pub fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
