@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::run::{Engine, Envelope, Interruptions, RunSpec, lowered};
+use crate::run::{Engine, Envelope, Interruptions, RunSpec, RunSummary, Status, Usage, lowered};
 
 /// A comment goes out when nothing else has for this long, so idle-timeout proxies keep the
 /// stream open.
@@ -64,54 +64,23 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::BadRequest, message)
 }
 
+/// A run that will not start: why, and whether the caller asked for a stream (then the
+/// refusal is one.)
+struct Refusal {
+    error: ApiError,
+    stream: bool,
+    workflow: String,
+}
+
 async fn run(
     State(api): State<Api>,
     deadline: Option<axum::Extension<Deadline>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("the body is not JSON: {e}")).into_response(),
-    };
-    let Value::Object(fields) = request else {
-        return bad("the body must be a JSON object with an \"input\"").into_response();
-    };
-    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return bad(format!(
-            "unknown field {unknown:?}; expected {}",
-            FIELDS.join(", ")
-        ))
-        .into_response();
-    }
-    let caller_deadline = match headers.get("grpc-timeout") {
-        None => None,
-        Some(_) => match grpc_timeout(&headers) {
-            Some(timeout) => Some(timeout),
-            None => {
-                return bad("grpc-timeout must be up to 8 digits and a unit: H, M, S, m, u or n")
-                    .into_response();
-            }
-        },
-    };
-    let spec = match spec(&api, &fields, deadline.map(|d| d.0), caller_deadline) {
-        Ok(spec) => spec,
-        Err(error) => return error.into_response(),
-    };
-    if let Some(workflow) = api.engine.workflow(&spec.workflow)
-        && let Err(why) = api
-            .models
-            .workflow(workflow, &api.engine.orchestration)
-            .await
-    {
-        return ApiError::new(ErrorKind::Unavailable, why)
-            .retry_after(5)
-            .into_response();
-    }
-    let stream = match fields.get("stream") {
-        None | Some(Value::Null) => accepts_event_stream(&headers),
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return bad("stream must be true or false").into_response(),
+    let (spec, stream) = match admit(&api, deadline.map(|d| d.0), &headers, &body).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refused(refusal),
     };
     if !stream {
         // The handler owns the run: a caller that disconnects drops it, and the run with it.
@@ -125,6 +94,151 @@ async fn run(
     streamed(api, spec)
 }
 
+/// The run a request asks for and whether it is streamed, or why it is refused.
+async fn admit(
+    api: &Api,
+    route_deadline: Option<Deadline>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(RunSpec, bool), Refusal> {
+    // Until the body says otherwise, the caller wants a stream when it accepts one.
+    let mut stream = accepts_event_stream(headers);
+    let mut workflow = String::new();
+    let refuse = |error: ApiError, stream: bool, workflow: &str| Refusal {
+        error,
+        stream,
+        workflow: workflow.to_owned(),
+    };
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|e| refuse(bad(format!("the body is not JSON: {e}")), stream, ""))?;
+    let Value::Object(fields) = request else {
+        return Err(refuse(
+            bad("the body must be a JSON object with an \"input\""),
+            stream,
+            "",
+        ));
+    };
+    match fields.get("stream") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => stream = *b,
+        Some(_) => return Err(refuse(bad("stream must be true or false"), stream, "")),
+    }
+    if let Some(Value::String(name)) = fields.get("workflow") {
+        workflow.clone_from(name);
+    }
+    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        let message = format!("unknown field {unknown:?}; expected {}", FIELDS.join(", "));
+        return Err(refuse(bad(message), stream, &workflow));
+    }
+    let caller_deadline = match headers.get("grpc-timeout") {
+        None => None,
+        Some(_) => Some(grpc_timeout(headers).ok_or_else(|| {
+            refuse(
+                bad("grpc-timeout must be up to 8 digits and a unit: H, M, S, m, u or n"),
+                stream,
+                &workflow,
+            )
+        })?),
+    };
+    let spec = spec(api, &fields, route_deadline, caller_deadline)
+        .map_err(|error| refuse(error, stream, &workflow))?;
+    if let Some(found) = api.engine.workflow(&spec.workflow)
+        && let Err(why) = api.models.workflow(found, &api.engine.orchestration).await
+    {
+        let error = ApiError::new(ErrorKind::Unavailable, why).retry_after(5);
+        return Err(refuse(error, stream, &spec.workflow));
+    }
+    Ok((spec, stream))
+}
+
+/// The answer to a refused run, logged at WARN with its reason: the JSON error, or for a
+/// caller that asked for a stream, a stream with the same status and headers holding one
+/// `run.finished` (`failed`, the reason), so that an event reader sees why.
+fn refused(refusal: Refusal) -> Response {
+    let Refusal {
+        error,
+        stream,
+        workflow,
+    } = refusal;
+    let status = error.kind.status().as_u16();
+    tracing::warn!(
+        status,
+        workflow = (!workflow.is_empty()).then_some(workflow.as_str()),
+        reason = error.message.as_str(),
+        stream,
+        "run refused: {}",
+        error.message
+    );
+    if !stream {
+        return error.into_response();
+    }
+    let summary = RunSummary {
+        workflow,
+        status: Status::Failed,
+        output: Value::Null,
+        error: Some(error.message.clone()),
+        steps: Vec::new(),
+        usage: Usage::default(),
+        duration_ms: 0,
+    };
+    let envelope = Envelope {
+        run_id: crate::run::run_id(),
+        seq: 0,
+        at: crate::run::now(),
+        step_id: None,
+        parent_step_id: None,
+        event: crate::run::Event::RunFinished(summary),
+    };
+    let event = sse_event(&envelope);
+    let mut response =
+        Sse::new(futures_util::stream::iter([Ok::<_, Infallible>(event)])).into_response();
+    *response.status_mut() = error.kind.status();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(secs) = error.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn sse_event(envelope: &Envelope) -> Event {
+    Event::default()
+        .event(envelope.event.name())
+        .id(envelope.seq.to_string())
+        .json_data(envelope)
+        .unwrap_or_else(|_| Event::default().event("error").data("unencodable event"))
+}
+
+/// A streamed run's last line: its final status and how long the stream lasted (the request
+/// line's latency is the time to the stream's headers), or that the caller left first.
+struct StreamEnd {
+    span: tracing::Span,
+    run_id: String,
+    started: Instant,
+    status: Option<Status>,
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        let _entered = self.span.enter();
+        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match self.status {
+            Some(status) => tracing::info!(
+                run_id = self.run_id,
+                status = status.as_str(),
+                duration_ms,
+                "stream ended: {}",
+                status.as_str()
+            ),
+            None => tracing::info!(
+                run_id = self.run_id,
+                duration_ms,
+                "stream ended: the caller left before run.finished"
+            ),
+        }
+    }
+}
+
 /// A run as server-sent events: the run is a tracked task, cancelled when the body is dropped.
 fn streamed(api: Api, spec: RunSpec) -> Response {
     // Unbounded: the recorder never waits on a slow client, and what a run can send is bounded
@@ -136,6 +250,7 @@ fn streamed(api: Api, spec: RunSpec) -> Response {
         shutdown: api.shutdown.clone(),
     };
     let engine = api.engine.clone();
+    let run_id = spec.run_id.clone();
     // In the request's span: the run's spans belong to the request's trace.
     api.tasks.spawn(
         async move {
@@ -144,17 +259,23 @@ fn streamed(api: Api, spec: RunSpec) -> Response {
         .instrument(tracing::Span::current()),
     );
     let guard = cancel.drop_guard();
+    let end = StreamEnd {
+        span: tracing::Span::current(),
+        run_id,
+        started: Instant::now(),
+        status: None,
+    };
     // The stream ends when the run's task drops its sender, after run.finished; dropping the
     // stream (the client left) drops the guard, which cancels the run.
-    let events = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        let envelope: Envelope = rx.recv().await?;
-        let sse = Event::default()
-            .event(envelope.event.name())
-            .id(envelope.seq.to_string())
-            .json_data(&envelope)
-            .unwrap_or_else(|_| Event::default().event("error").data("unencodable event"));
-        Some((Ok::<_, Infallible>(sse), (rx, guard)))
-    });
+    let events =
+        futures_util::stream::unfold((rx, guard, end), |(mut rx, guard, mut end)| async move {
+            let envelope: Envelope = rx.recv().await?;
+            if let crate::run::Event::RunFinished(summary) = &envelope.event {
+                end.status = Some(summary.status);
+            }
+            let sse = sse_event(&envelope);
+            Some((Ok::<_, Infallible>(sse), (rx, guard, end)))
+        });
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response();

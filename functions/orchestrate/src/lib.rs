@@ -37,16 +37,7 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
     let orchestration = Arc::new(config::load_with_secrets(app.env(), &metadata).await?);
     let log_payloads = app.env().bool_or(LOG_PAYLOADS, false)?;
     let dev_ui = ui::enabled(app.env(), app.config().on_platform())?;
-    tracing::debug!(
-        source = orchestration.source,
-        workflows = orchestration
-            .workflows
-            .keys()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
-        "configuration loaded"
-    );
+    loaded(&orchestration);
     let env = app.env().clone();
     let tools = toolbox::Toolbox::new(&orchestration, &env, app.registry_mut())?;
     let models = Arc::new(reachability::Reachability::new(
@@ -83,4 +74,69 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
         .rest_with_limits(api::router(api), limits)
         .rest(openapi::router());
     Ok(if dev_ui { app.rest(ui::router()) } else { app })
+}
+
+/// One INFO line saying what was loaded: the configuration's source, the workflows, each model
+/// with its provider and address, and each MCP server with its transport and address (never a
+/// credential: keys are not part of an address, and user info and queries are cut from URLs).
+fn loaded(o: &config::Orchestration) {
+    use config::Transport;
+    let workflows: Vec<&str> = o.workflows.keys().map(String::as_str).collect();
+    let mut models: Vec<String> = Vec::new();
+    let mut servers: Vec<String> = Vec::new();
+    for agent in o.agents.values() {
+        if let Some(m) = &agent.model {
+            let line = format!(
+                "{} ({} at {})",
+                m.name,
+                m.endpoint.provider().name(),
+                address(m.endpoint.base())
+            );
+            if !models.contains(&line) {
+                models.push(line);
+            }
+        }
+        for server in &agent.mcp_servers {
+            let line = match &server.transport {
+                Transport::Local => format!("{} (local)", server.name),
+                Transport::Grpc { address: a, .. } => {
+                    format!("{} (grpc at {})", server.name, address(a))
+                }
+                Transport::Http { url, .. } => {
+                    format!("{} (http at {})", server.name, address(url))
+                }
+            };
+            if !servers.contains(&line) {
+                servers.push(line);
+            }
+        }
+    }
+    let none = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    tracing::info!(
+        source = o.source,
+        workflows = workflows.join(", "),
+        models = none(&models),
+        mcp_servers = none(&servers),
+        "configuration {}: workflows {}; models {}; MCP servers {}",
+        o.source,
+        workflows.join(", "),
+        none(&models),
+        none(&servers)
+    );
+}
+
+/// A URL as logged: without user info or query, where credentials could hide.
+fn address(url: &aixrun::outbound::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
