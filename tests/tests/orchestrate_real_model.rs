@@ -159,3 +159,71 @@ fn assert_answer_uses(output: &str, returned: &str, result: &Value) {
         "the answer does not use the tool's result {returned:?}: {result}"
     );
 }
+
+/// The README's "No Ollama?" path: the bundled example (no `ORCHESTRATE_CONFIG`) on llama.cpp's
+/// server named by environment only, as `openai_compatible:MODEL` with `OPENAI_BASE_URL` or
+/// `ORCHESTRATE_MODEL_URL`, and as `openai:MODEL` with `OPENAI_BASE_URL` and no key; then
+/// `examples/llamacpp.yaml` with `LLAMACPP_URL`. Each run completes on the real model; the
+/// step lists the tools it was offered (SmolLM2's own template has none, so llama.cpp drops
+/// them and the model answers in text: the step shows that too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_example_and_examples_llamacpp_run_on_llama_cpp_by_environment() {
+    let Some(llama) =
+        tokio::task::block_in_place(|| PythonServer::start("llama_server.py", &[], MODEL_LOAD))
+    else {
+        return;
+    };
+    tokio::task::block_in_place(|| llama.wait_ok("/health", MODEL_LOAD));
+    let base = format!("http://{}/v1", llama.addr);
+    let example = e2e::python::workspace().join("examples/llamacpp.yaml");
+    let example = example.display().to_string();
+    let ways: [&[(&str, &str)]; 4] = [
+        &[
+            ("ORCHESTRATE_MODEL", "openai_compatible:smollm2"),
+            ("OPENAI_BASE_URL", &base),
+        ],
+        &[
+            ("ORCHESTRATE_MODEL", "openai_compatible:smollm2"),
+            ("ORCHESTRATE_MODEL_URL", &base),
+        ],
+        &[
+            ("ORCHESTRATE_MODEL", "openai:smollm2"),
+            ("OPENAI_BASE_URL", &base),
+        ],
+        &[("ORCHESTRATE_CONFIG", &example), ("LLAMACPP_URL", &base)],
+    ];
+    for envs in ways {
+        let app = tokio::task::block_in_place(|| TestApp::spawn("orchestrate", envs));
+        let line = app.wait_for_log("naming the model", |v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("configuration "))
+        });
+        let models = line["models"].as_str().unwrap();
+        assert!(models.contains(&format!("at {base})")), "{envs:?}: {line}");
+        let body = json!({"input": "Say hello.", "budget": {"output_tokens": 200}});
+        // A real model on a busy machine: longer than the test clients' 20 s.
+        let r = e2e::clients::http1()
+            .post(app.url("/v1/run"))
+            .timeout(MODEL_LOAD)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let result: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{envs:?}: {result}");
+        assert_eq!(result["status"], "completed", "{envs:?}: {result}");
+        assert!(
+            !result["output"].as_str().unwrap().trim().is_empty(),
+            "{result}"
+        );
+        let step = &result["steps"][0];
+        assert_eq!(
+            step["tools_offered"],
+            json!(["echo", "get_weather"]),
+            "{result}"
+        );
+        assert!(result["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    }
+}
