@@ -107,7 +107,7 @@ fn newer_than(path: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
         .find_map(|e| newer_than(&e.path(), time))
 }
 
-/// What a check does when the external tool it needs (`grpcurl`, `promtool`) is not on PATH:
+/// What a check does when the external tool it needs (`promtool`) is not on PATH:
 /// under CI (`CI` set) it fails, since `.ci/run` installs the tool and a silent pass would hide
 /// a broken install; locally it says it skipped.
 pub fn tool_missing(tool: &str) {

@@ -1,6 +1,10 @@
 //! Python programs the end-to-end tests run as real peers (the official MCP Python SDK's
-//! server, llama.cpp's server through `xllamacpp`), from the virtualenv `.ci/run` makes:
-//! `.cache/e2e-venv` at the workspace root, or the interpreter `E2E_PYTHON` names.
+//! server, llama.cpp's server through `xllamacpp`, Google's own clients), from the virtualenv
+//! `scripts/test-peers.sh` makes: `.cache/e2e-venv` at the workspace root, or the interpreter
+//! `E2E_PYTHON` names. A fresh machine has none, so every test that needs one is
+//! `#[ignore = "needs ...: run scripts/test-peers.sh"]`: `cargo test --workspace` reports it
+//! ignored, and `-- --include-ignored` (as `.ci/run` does) runs it, failing when a peer is
+//! missing rather than passing without it.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,17 +19,37 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The interpreter with the test packages, when there is one; else `None` after
-/// [`crate::tool_missing`] (which fails under CI).
+/// The interpreter with the test packages. Always `Some`: without it the test fails, naming
+/// the script that makes it (tests that need it are ignored unless asked for).
 pub fn interpreter() -> Option<PathBuf> {
-    let path = std::env::var_os("E2E_PYTHON")
+    let path = venv_python();
+    assert!(
+        path.exists(),
+        "{} does not exist: run scripts/test-peers.sh (or set E2E_PYTHON)",
+        path.display()
+    );
+    Some(path)
+}
+
+fn venv_python() -> PathBuf {
+    std::env::var_os("E2E_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".cache/e2e-venv/bin/python"));
-    if path.exists() {
-        Some(path)
+        .unwrap_or_else(|| workspace().join(".cache/e2e-venv/bin/python"))
+}
+
+/// A command-line peer (`grpcurl`): on PATH, else beside the test interpreter, where
+/// `scripts/test-peers.sh` installs it without root.
+pub fn peer_tool(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()));
+    if on_path {
+        return PathBuf::from(name);
+    }
+    let beside = venv_python().with_file_name(name);
+    if beside.is_file() {
+        beside
     } else {
-        crate::tool_missing(&format!("{} (made by .ci/run)", path.display()));
-        None
+        PathBuf::from(name)
     }
 }
 
@@ -57,7 +81,7 @@ pub struct PythonServer {
 
 impl PythonServer {
     /// Runs `tests/python/<script>` with `PORT` and `envs`, and waits up to `timeout` for its
-    /// port to accept connections. `None` when there is no interpreter (see [`interpreter`]).
+    /// port to accept connections. Always `Some` (see [`interpreter`]).
     pub fn start(script: &str, envs: &[(&str, &str)], timeout: Duration) -> Option<Self> {
         Self::start_with_args(script, &[], envs, timeout)
     }

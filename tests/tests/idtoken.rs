@@ -363,6 +363,7 @@ async fn without_the_token_mcp_tool_refuses_the_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python peers: run scripts/test-peers.sh"]
 async fn the_fake_mints_what_googles_python_client_fetches_and_verifies() {
     // google-auth's documented path: `fetch_id_token` finds the metadata server
     // (GCE_METADATA_HOST) and reads the identity endpoint; `verify_token` checks the token

@@ -176,6 +176,7 @@ async fn an_unreadable_secret_stops_start_up_with_one_line_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python peers: run scripts/test-peers.sh"]
 async fn the_fakes_answer_googles_own_python_clients() {
     // google-auth's compute-engine credentials and google-cloud-secret-manager's REST client,
     // pointed at the fake, read the same token and secret that the functions read.
