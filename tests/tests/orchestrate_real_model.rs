@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use e2e::orchestrate::{self, post_run, react_yaml, stream_run};
+use e2e::orchestrate::{self, react_yaml};
 use e2e::python::{PythonServer, workspace};
 use e2e::sse::SseReader;
 use e2e::{TempDir, TestApp};
@@ -20,6 +20,26 @@ use serde_json::{Value, json};
 
 /// Loading the weights takes a few seconds on 2 busy cores.
 const MODEL_LOAD: Duration = Duration::from_secs(120);
+/// A run on a real model: seconds when the machine is free, minutes when it is busy (the test
+/// clients' 20 s would fail a correct run).
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `POST /v1/run`, as JSON or asking for a stream, waiting up to [`RUN_TIMEOUT`].
+async fn send(app: &TestApp, body: Value, stream: bool) -> reqwest::Response {
+    let mut request = e2e::clients::http1()
+        .post(app.url("/v1/run"))
+        .timeout(RUN_TIMEOUT)
+        .json(&body);
+    if stream {
+        request = request.header("accept", "text/event-stream");
+    }
+    request.send().await.unwrap()
+}
+
+async fn post_run(app: &TestApp, body: Value) -> (u16, Value) {
+    let r = send(app, body, false).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs llama.cpp and SmolLM2 (Python peers): run scripts/test-peers.sh"]
@@ -55,9 +75,9 @@ async fn runs_answer_on_llama_cpp_with_smollm2() {
     assert!(usage["input_tokens"].as_u64().unwrap() > 0, "{result}");
     assert!(usage["output_tokens"].as_u64().unwrap() > 0, "{result}");
 
-    let events = SseReader::new(stream_run(&app, json!({"input": "Say hello."})).await)
-        .all()
-        .await;
+    let response = send(&app, json!({"input": "Say hello."}), true).await;
+    assert_eq!(response.status(), 200);
+    let events = SseReader::new(response).all().await;
     let deltas: String = events
         .iter()
         .filter(|e| e.event == "message.delta")
@@ -166,7 +186,7 @@ fn assert_answer_uses(output: &str, returned: &str, result: &Value) {
 /// The README's "No Ollama?" path: the bundled example (no `ORCHESTRATE_CONFIG`) on llama.cpp's
 /// server named by environment only, as `openai_compatible:MODEL` with `OPENAI_BASE_URL` or
 /// `ORCHESTRATE_MODEL_URL`, and as `openai:MODEL` with `OPENAI_BASE_URL` and no key; then
-/// `examples/llamacpp.yaml` with `LLAMACPP_URL`. Each run completes on the real model; the
+/// `examples/llamacpp.yaml` with `LLAMACPP_URL`. Each run answers on the real model; the
 /// step lists the tools it was offered (SmolLM2's own template has none, so llama.cpp drops
 /// them and the model answers in text: the step shows that too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,18 +226,17 @@ async fn the_bundled_example_and_examples_llamacpp_run_on_llama_cpp_by_environme
         let models = line["models"].as_str().unwrap();
         assert!(models.contains(&format!("at {base})")), "{envs:?}: {line}");
         let body = json!({"input": "Say hello.", "budget": {"output_tokens": 200}});
-        // A real model on a busy machine: longer than the test clients' 20 s.
-        let r = e2e::clients::http1()
-            .post(app.url("/v1/run"))
-            .timeout(MODEL_LOAD)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let result: serde_json::Value = r.json().await.unwrap();
+        let (status, result) = post_run(&app, body).await;
         assert_eq!(status, 200, "{envs:?}: {result}");
-        assert_eq!(result["status"], "completed", "{envs:?}: {result}");
+        // The example file samples at temperature 0 and answers; the bundled example leaves
+        // sampling to the server, where the 135M model sometimes rambles to the token cap.
+        let pinned = envs.iter().any(|(k, _)| *k == "ORCHESTRATE_CONFIG");
+        let ended = result["status"].as_str().unwrap();
+        assert!(
+            ended == "completed" || (!pinned && ended == "budget_exhausted"),
+            "{envs:?}: {result}"
+        );
+        assert_eq!(result["usage"]["model_calls"], 1, "{result}");
         assert!(
             !result["output"].as_str().unwrap().trim().is_empty(),
             "{result}"
