@@ -48,6 +48,28 @@ impl Step<'_> {
         self.run.recorder.record(Some(&self.place), event);
     }
 
+    /// The agent's own prompt (when it has one), a blank line, then `instructions`: what a
+    /// role asks its model, after what the user configured.
+    pub(crate) fn prompt_then(&self, instructions: &str) -> String {
+        match &self.agent.prompt {
+            Some(prompt) => format!("{}\n\n{instructions}", prompt.trim()),
+            None => instructions.to_owned(),
+        }
+    }
+
+    /// What worker `name` does, for this step's model: the first line of its prompt.
+    pub(crate) fn worker_summary(&self, name: &str) -> &str {
+        self.run
+            .engine
+            .orchestration
+            .agents
+            .get(name)
+            .and_then(|a| a.prompt.as_deref())
+            .and_then(|p| p.lines().next())
+            .unwrap_or("")
+            .trim()
+    }
+
     /// Records a decision of this step.
     pub(crate) fn decide(&self, decision: Decision) {
         self.record(Event::AgentDecided {

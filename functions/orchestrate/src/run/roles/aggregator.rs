@@ -150,13 +150,7 @@ async fn consensus(
     if outputs.is_empty() {
         return StepEnd::Failed("no input arrived to agree on".to_owned());
     }
-    let mut instructions = step
-        .agent
-        .prompt
-        .clone()
-        .map(|p| format!("{}\n\n", p.trim()))
-        .unwrap_or_default();
-    instructions.push_str(
+    let instructions = step.prompt_then(
         "Several agents answered the same task. Write the one answer they support together, \
          and list each point on which they disagree (none, when they agree). Answer with JSON \
          only: {\"answer\": \"...\", \"disagreements\": [\"...\"]}.",

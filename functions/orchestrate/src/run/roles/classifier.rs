@@ -34,7 +34,7 @@ pub(crate) async fn run(step: &Step<'_>, config: &Classifier, input: &Input) -> 
     };
     let schema = schema(config);
     let messages = vec![
-        Message::System(instructions(step.agent.prompt.as_deref(), config)),
+        Message::System(step.prompt_then(&instructions(config))),
         Message::User(text),
     ];
     let answer = match structured(step, service, messages, &step.agent.name, &schema, false).await {
@@ -177,12 +177,9 @@ fn schema(config: &Classifier) -> Value {
     }
 }
 
-fn instructions(prompt: Option<&str>, config: &Classifier) -> String {
+/// What the model is asked, after the agent's own prompt.
+fn instructions(config: &Classifier) -> String {
     let mut text = String::new();
-    if let Some(prompt) = prompt {
-        text.push_str(prompt.trim());
-        text.push_str("\n\n");
-    }
     text.push_str(if config.multi_label {
         "Classify the user's message into every category that applies, each with your confidence from 0 to 1. The categories:\n"
     } else {

@@ -81,13 +81,8 @@ pub(crate) async fn run(step: &Step<'_>, config: &Planner, input: &Input) -> Ste
         }
     }
     let mut messages = Vec::new();
-    let mut instructions = step
-        .agent
-        .prompt
-        .clone()
-        .map(|p| format!("{}\n\n", p.trim()))
-        .unwrap_or_default();
-    instructions.push_str("Write the answer to the task from the results of its steps.");
+    let instructions =
+        step.prompt_then("Write the answer to the task from the results of its steps.");
     messages.push(Message::System(instructions));
     messages.push(Message::User(brief(&task, &results, "")));
     match model_turn(step, service, &messages, &[], None, true).await {
@@ -112,13 +107,7 @@ async fn ask(
         "properties": {"description": {"type": "string"}},
         "required": ["description"]
     });
-    let mut instructions = step
-        .agent
-        .prompt
-        .clone()
-        .map(|p| format!("{}\n\n", p.trim()))
-        .unwrap_or_default();
-    instructions.push_str(&format!(
+    let mut instructions = step.prompt_then(&format!(
         "Break the task into at most {} ordered steps, each one thing to do.",
         config.max_steps
     ));
@@ -127,16 +116,7 @@ async fn ask(
         instructions.push_str(" Name the worker that does each step: ");
         let mut described = Vec::new();
         for name in &config.workers {
-            let what = step
-                .run
-                .engine
-                .orchestration
-                .agents
-                .get(name)
-                .and_then(|a| a.prompt.as_deref())
-                .and_then(|p| p.lines().next())
-                .unwrap_or("");
-            described.push(format!("{name} ({})", what.trim()));
+            described.push(format!("{name} ({})", step.worker_summary(name)));
         }
         instructions.push_str(&described.join(", "));
         instructions.push('.');

@@ -18,23 +18,12 @@ pub(crate) async fn run(step: &Step<'_>, config: &Supervisor, input: &Input) -> 
         return StepEnd::Failed("a supervisor needs a model".to_owned());
     };
     let agents = &step.run.engine.orchestration.agents;
-    let mut instructions = step
-        .agent
-        .prompt
-        .clone()
-        .map(|p| format!("{}\n\n", p.trim()))
-        .unwrap_or_default();
-    instructions.push_str(
+    let mut instructions = step.prompt_then(
         "You supervise workers. Each round, either delegate one task to one worker, or finish \
          with the answer once the results are enough. The workers:\n",
     );
     for name in &config.workers {
-        let what = agents
-            .get(name)
-            .and_then(|a| a.prompt.as_deref())
-            .and_then(|p| p.lines().next())
-            .unwrap_or("");
-        instructions.push_str(&format!("- {name}: {}\n", what.trim()));
+        instructions.push_str(&format!("- {name}: {}\n", step.worker_summary(name)));
     }
     instructions.push_str(
         "Answer with JSON only: {\"action\": \"delegate\", \"worker\": \"...\", \"task\": \"...\"} \
