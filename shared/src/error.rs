@@ -51,6 +51,9 @@ pub enum ErrorKind {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
+    /// The resource is not in a state that allows this (a busy session, a run that has
+    /// ended, a run that is not paused).
+    Conflict,
     /// The client does not accept any form the route answers in.
     NotAcceptable,
     /// The client stopped sending its request.
@@ -74,7 +77,7 @@ pub enum ErrorKind {
 }
 
 /// Each kind's HTTP status, gRPC code and stable `code` string: the whole mapping.
-const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 15] = [
+const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 16] = [
     (
         ErrorKind::BadRequest,
         StatusCode::BAD_REQUEST,
@@ -104,6 +107,12 @@ const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 15] = [
         StatusCode::METHOD_NOT_ALLOWED,
         tonic::Code::Unimplemented,
         "method_not_allowed",
+    ),
+    (
+        ErrorKind::Conflict,
+        StatusCode::CONFLICT,
+        tonic::Code::Aborted,
+        "conflict",
     ),
     (
         ErrorKind::NotAcceptable,
@@ -169,7 +178,7 @@ const TABLE: [(ErrorKind, StatusCode, tonic::Code, &str); 15] = [
 
 impl ErrorKind {
     fn row(self) -> &'static (ErrorKind, StatusCode, tonic::Code, &'static str) {
-        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[11])
+        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[12])
     }
 
     /// The kind answered with `status`, if the table has one.

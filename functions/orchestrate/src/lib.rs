@@ -7,6 +7,8 @@ pub mod mcp;
 pub mod openapi;
 pub mod reachability;
 pub mod run;
+pub mod service;
+pub mod store;
 pub mod toolbox;
 pub mod ui;
 
@@ -61,12 +63,16 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
         metrics,
         log_payloads,
     });
-    let api = api::Api {
+    let store_config = store::StoreConfig::from_env(app.env())?;
+    let store = store::open(&store_config, app.env()).await?;
+    let service = Arc::new(service::RunService::new(
         engine,
-        models,
-        tasks: app.tasks(),
-        shutdown: app.shutdown(),
-    };
+        store,
+        app.tasks(),
+        app.shutdown(),
+        store_config.lease_ttl,
+    ));
+    let api = api::Api { service, models };
     // Runs stream for minutes: the route's limit is the platform's request deadline, which
     // the engine answers before; bodies are small.
     let limits = app.route_limits().max_body_bytes(1024 * 1024);

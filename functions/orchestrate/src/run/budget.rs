@@ -233,6 +233,18 @@ impl Meter {
         }
     }
 
+    /// Charges what a step spent in an earlier attempt of the run, here and above, without
+    /// checking limits: it was spent already.
+    pub fn charge(&self, spent: &Usage) {
+        for m in self.chain() {
+            let mut used = m.lock();
+            used.input_tokens += spent.input_tokens;
+            used.output_tokens += spent.output_tokens;
+            used.model_calls += spent.model_calls;
+            used.tool_calls += spent.tool_calls;
+        }
+    }
+
     /// Takes one tool call, if every budget above has one left.
     pub fn take_tool_call(&self) -> Result<(), Stop> {
         if self.remaining().is_zero() {

@@ -44,6 +44,8 @@ struct Inner {
     state: RunState,
     /// When each open step started.
     clocks: Vec<(String, Instant)>,
+    /// A durable run's events not yet committed to the store (`None`: not durable).
+    pending: Option<Vec<Envelope>>,
 }
 
 impl Recorder {
@@ -61,11 +63,65 @@ impl Recorder {
                 next_step: 1,
                 state: RunState::default(),
                 clocks: Vec::new(),
+                pending: None,
             }),
             sink,
             metrics,
             log_payloads,
         }
+    }
+
+    /// Keeps every event from now on until [`Self::take_pending`] takes it to the store;
+    /// `past` are the events an earlier attempt of the run committed: they are folded into
+    /// the state, and numbering and step ids go on after them.
+    pub(crate) fn durable(self, past: &[Envelope]) -> Self {
+        {
+            let mut inner = self.lock();
+            inner.pending = Some(Vec::new());
+            for envelope in past {
+                inner.state.apply(envelope);
+                inner.next_seq = envelope.seq + 1;
+                if let Some(n) = envelope
+                    .step_id
+                    .as_deref()
+                    .and_then(|id| id.strip_prefix('s'))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    inner.next_step = inner.next_step.max(n + 1);
+                }
+            }
+            // Steps still open were cut off with the earlier attempt: their clocks restart.
+            let open: Vec<String> = inner
+                .state
+                .open_steps()
+                .into_iter()
+                .map(|s| s.step_id)
+                .collect();
+            inner.clocks = open.into_iter().map(|id| (id, Instant::now())).collect();
+        }
+        self
+    }
+
+    /// The events recorded since the last call, for the store.
+    pub(crate) fn take_pending(&self) -> Vec<Envelope> {
+        self.lock()
+            .pending
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Puts back events a failed commit did not store, before any recorded since.
+    pub(crate) fn restore_pending(&self, mut events: Vec<Envelope>) {
+        if let Some(pending) = self.lock().pending.as_mut() {
+            events.append(pending);
+            *pending = events;
+        }
+    }
+
+    /// Whether step `id` started and has not ended (an earlier attempt's step to go on with).
+    pub(crate) fn is_open(&self, id: &str) -> bool {
+        self.with_state(|s| s.open_steps().iter().any(|step| step.step_id == id))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -106,6 +162,9 @@ impl Recorder {
             };
             inner.next_seq += 1;
             inner.state.apply(&envelope);
+            if let Some(pending) = inner.pending.as_mut() {
+                pending.push(envelope.clone());
+            }
             // Sent under the lock: the stream's order is the numbering's.
             if let Some(sink) = &self.sink {
                 // A closed receiver means the caller left; the cancel token ends the run.

@@ -4,6 +4,9 @@
 //! whatever ends it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aixrun::llm::Message;
 
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
@@ -11,6 +14,7 @@ use tracing::Instrument as _;
 use super::Engine;
 use super::budget::{Meter, Stop};
 use super::event::{Decision, Event};
+use super::journal::{self, Completed, Journal, Started};
 use super::recorder::{Recorder, StepPlace};
 use super::roles;
 use super::state::Status;
@@ -25,6 +29,10 @@ pub(crate) struct RunCtx<'a> {
     pub(crate) recorder: &'a Recorder,
     /// The run's meter.
     pub(crate) meter: Arc<Meter>,
+    /// What earlier attempts did, and where this one saves.
+    pub(crate) journal: &'a Journal,
+    /// The session's earlier turns, which react agents see before the task.
+    pub(crate) history: &'a [Message],
 }
 
 /// One step in progress.
@@ -40,9 +48,20 @@ pub(crate) struct Step<'a> {
     /// It runs its agent's react loop whatever the agent's role (a planner doing a step of
     /// its plan itself).
     pub(crate) as_react: bool,
+    /// Its place in the walk, the journal's key ([`journal`]).
+    pub(crate) path: String,
+    /// Child steps started so far.
+    children: AtomicUsize,
+    /// Model turns started so far.
+    turns: AtomicUsize,
 }
 
 impl Step<'_> {
+    /// The journal key of the next model turn.
+    pub(crate) fn next_turn_key(&self) -> String {
+        journal::turn_key(&self.path, self.turns.fetch_add(1, Ordering::Relaxed))
+    }
+
     /// Records an event of this step.
     pub(crate) fn record(&self, event: Event) {
         self.run.recorder.record(Some(&self.place), event);
@@ -147,7 +166,7 @@ impl Input {
 }
 
 /// A value as text for a model: a string as is, anything else as JSON.
-pub(crate) fn as_text(value: &Value) -> String {
+pub fn as_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -166,14 +185,49 @@ pub(crate) fn run_step<'a>(
     as_react: bool,
 ) -> BoxFuture<'a, StepEnd> {
     Box::pin(async move {
-        let place = run.recorder.start_step(
-            parent.map(|p| &p.place),
+        let path = journal::child_path(
+            parent.map(|p| (p.path.as_str(), p.children.fetch_add(1, Ordering::Relaxed))),
             &agent.name,
-            if as_react { "react" } else { agent.role.name() },
-            agent.model.as_ref().map(|m| m.model.clone()),
-            branch,
         );
         let parent_meter = parent.map_or(&run.meter, |p| &p.meter);
+        // A step an earlier attempt completed answers as it did, its spending charged above.
+        if let Some(done) = run.journal.recall::<Completed>(&journal::end_key(&path)) {
+            parent_meter.charge(&done.usage);
+            return StepEnd::Done {
+                output: done.output,
+                routes: done.routes,
+            };
+        }
+        let place = match run.journal.recall::<Started>(&journal::step_key(&path)) {
+            // A step an earlier attempt started goes on under its id.
+            Some(started) if run.recorder.is_open(&started.step_id) => StepPlace {
+                id: started.step_id,
+                parent: parent.map(|p| p.place.id.clone()),
+            },
+            _ => {
+                let place = run.recorder.start_step(
+                    parent.map(|p| &p.place),
+                    &agent.name,
+                    if as_react { "react" } else { agent.role.name() },
+                    agent.model.as_ref().map(|m| m.model.clone()),
+                    branch,
+                );
+                let started = Started {
+                    step_id: place.id.clone(),
+                };
+                if let Err(e) = run
+                    .journal
+                    .save(run.recorder, journal::step_key(&path), &started)
+                    .await
+                {
+                    let error = format!("the run store failed: {e}");
+                    run.recorder
+                        .finish_step(&place, Status::Failed, None, Some(error.clone()));
+                    return StepEnd::Failed(error);
+                }
+                place
+            }
+        };
         let meter = Meter::child(parent_meter, &agent.name, agent.budget);
         let step = Step {
             run,
@@ -181,6 +235,9 @@ pub(crate) fn run_step<'a>(
             place,
             meter,
             as_react,
+            path,
+            children: AtomicUsize::new(0),
+            turns: AtomicUsize::new(0),
         };
         let span = aixrun::telemetry::spans::invoke_agent(&agent.name, run.recorder.run_id());
         let work = roles::run(&step, input).instrument(span.clone());
@@ -202,6 +259,24 @@ pub(crate) fn run_step<'a>(
             }
         };
         run.recorder.finish_step(&step.place, status, output, error);
+        if let StepEnd::Done { output, routes } = &end {
+            let usage = run
+                .recorder
+                .with_state(|s| s.step(&step.place.id).map(|r| r.summary.usage))
+                .unwrap_or_default();
+            let done = Completed {
+                output: output.clone(),
+                routes: routes.clone(),
+                usage,
+            };
+            if let Err(e) = run
+                .journal
+                .save(run.recorder, journal::end_key(&step.path), &done)
+                .await
+            {
+                return StepEnd::Failed(format!("the run store failed: {e}"));
+            }
+        }
         end
     })
 }

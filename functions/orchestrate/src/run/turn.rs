@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::budget::Stop;
 use super::event::{Event, ModelCall};
+use super::journal::Answered;
 use super::recorder::millis;
 use super::step::{Step, StepEnd};
 use crate::config::ModelService;
@@ -24,6 +25,8 @@ pub(crate) struct Turn {
     pub(crate) text: String,
     /// Its tool calls.
     pub(crate) calls: Vec<ToolCall>,
+    /// Its journal key (its tool calls' keys are under it).
+    pub(crate) key: String,
 }
 
 /// Makes one model call for `step`: `messages` with `tools`, constrained to `schema` when
@@ -50,9 +53,20 @@ pub(crate) async fn model_turn_choosing(
     schema: Option<OutputSchema>,
     stream: bool,
 ) -> Result<Turn, StepEnd> {
+    let key = step.next_turn_key();
     step.meter
         .take_model_call()
         .map_err(|stop| StepEnd::Stopped(stop, None))?;
+    // A turn an earlier attempt of the run was answered: its answer, not a second call.
+    if let Some(answered) = step.run.journal.recall::<Answered>(&key) {
+        step.meter
+            .add_tokens(answered.input_tokens, answered.output_tokens);
+        return Ok(Turn {
+            text: answered.text,
+            calls: answered.calls.into_iter().map(Into::into).collect(),
+            key,
+        });
+    }
     let cap = step.meter.output_tokens_left();
     let request = ChatRequest {
         model: service.model.clone(),
@@ -90,6 +104,7 @@ pub(crate) async fn model_turn_choosing(
         prompt_chars: request.messages.iter().map(message_chars).sum(),
         text_chars: 0,
         ended: false,
+        charged: (0, 0),
     };
     let failed = |e: LlmError| {
         if step.meter.remaining().is_zero() {
@@ -108,6 +123,7 @@ pub(crate) async fn model_turn_choosing(
     let mut turn = Turn {
         text: String::new(),
         calls: Vec::new(),
+        key,
     };
     while let Some(event) = answer.next().await {
         match event {
@@ -137,6 +153,22 @@ pub(crate) async fn model_turn_choosing(
                 }
                 if finish.reason == FinishReason::Length {
                     return Err(cut(step, cap));
+                }
+                let (input_tokens, output_tokens) = charge.charged;
+                let answered = Answered {
+                    text: turn.text.clone(),
+                    calls: turn.calls.iter().map(Into::into).collect(),
+                    input_tokens,
+                    output_tokens,
+                };
+                let recorder = step.run.recorder;
+                if let Err(e) = step
+                    .run
+                    .journal
+                    .save(recorder, turn.key.clone(), &answered)
+                    .await
+                {
+                    return Err(StepEnd::Failed(format!("the run store failed: {e}")));
                 }
                 return Ok(turn);
             }
@@ -175,6 +207,8 @@ struct Charge<'a> {
     prompt_chars: usize,
     text_chars: usize,
     ended: bool,
+    /// The tokens charged, once ended.
+    charged: (u64, u64),
 }
 
 impl Charge<'_> {
@@ -189,6 +223,7 @@ impl Charge<'_> {
             None => (tokens(self.prompt_chars), tokens(self.text_chars), true),
         };
         self.step.meter.add_tokens(input, output);
+        self.charged = (input, output);
         self.step.record(Event::ModelCall(ModelCall {
             agent: self.step.agent.name.clone(),
             model: self.model.to_owned(),

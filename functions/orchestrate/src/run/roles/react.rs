@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 use crate::config::Agent;
 use crate::run::budget::Stop;
 use crate::run::event::Event;
+use crate::run::journal::{self, Replied};
 use crate::run::recorder::millis;
 use crate::run::step::{Step, StepEnd};
 use crate::run::tools::{AgentTool, BoxFuture, ToolReply};
@@ -41,6 +42,8 @@ pub(crate) async fn run(step: &Step<'_>, agent: &Agent, task: String) -> StepEnd
     if let Some(prompt) = &agent.prompt {
         messages.push(Message::System(prompt.clone()));
     }
+    // The session's earlier turns come before this one's task.
+    messages.extend(step.run.history.iter().cloned());
     messages.push(Message::User(task));
     let output_schema = agent.output_schema.as_ref().map(|schema| OutputSchema {
         name: format!("{}_answer", turn::sanitize(&agent.name)),
@@ -116,9 +119,9 @@ pub(crate) async fn run(step: &Step<'_>, agent: &Agent, task: String) -> StepEnd
             content: turn.text,
             tool_calls: turn.calls.clone(),
         });
-        let replies = match run_calls(step, &tools, &turn.calls).await {
+        let replies = match run_calls(step, &tools, &turn.calls, &turn.key).await {
             Ok(replies) => replies,
-            Err(stop) => return StepEnd::Stopped(stop, None),
+            Err(end) => return end,
         };
         for (call, reply) in turn.calls.iter().zip(replies) {
             messages.push(Message::Tool {
@@ -146,26 +149,42 @@ async fn run_calls(
     step: &Step<'_>,
     tools: &[AgentTool],
     calls: &[ToolCall],
-) -> Result<Vec<ToolReply>, Stop> {
+    turn_key: &str,
+) -> Result<Vec<ToolReply>, StepEnd> {
     for _ in calls {
-        step.meter.take_tool_call()?;
+        step.meter
+            .take_tool_call()
+            .map_err(|stop| StepEnd::Stopped(stop, None))?;
     }
     // Boxed and collected first: a lazy `map` closure here makes the run's future fail the
     // `Send` check (a known higher-ranked lifetime limitation).
-    let mut futures: Vec<BoxFuture<'_, ToolReply>> = Vec::with_capacity(calls.len());
-    for call in calls {
-        futures.push(Box::pin(one_call(step, tools, call)));
+    let mut futures: Vec<BoxFuture<'_, Result<ToolReply, String>>> =
+        Vec::with_capacity(calls.len());
+    for (i, call) in calls.iter().enumerate() {
+        let key = journal::call_key(turn_key, i);
+        futures.push(Box::pin(one_call(step, tools, call, key)));
     }
     let concurrency = step.run.engine.orchestration.defaults.tool_concurrency;
     // `buffered` yields in the model's order whatever order the calls finish in.
-    let done: Vec<ToolReply> = futures_util::stream::iter(futures)
+    let done: Vec<Result<ToolReply, String>> = futures_util::stream::iter(futures)
         .buffered(concurrency.max(1))
         .collect()
         .await;
-    Ok(done)
+    done.into_iter()
+        .map(|r| r.map_err(|e| StepEnd::Failed(format!("the run store failed: {e}"))))
+        .collect()
 }
 
-async fn one_call(step: &Step<'_>, tools: &[AgentTool], call: &ToolCall) -> ToolReply {
+async fn one_call(
+    step: &Step<'_>,
+    tools: &[AgentTool],
+    call: &ToolCall,
+    key: String,
+) -> Result<ToolReply, String> {
+    // A call an earlier attempt of the run completed is not made again: its reply stands.
+    if let Some(replied) = step.run.journal.recall::<Replied>(&key) {
+        return Ok(replied.into());
+    }
     let started = Instant::now();
     let agent = &step.agent.name;
     let arguments = match &call.arguments {
@@ -228,5 +247,11 @@ async fn one_call(step: &Step<'_>, tools: &[AgentTool], call: &ToolCall) -> Tool
         error: reply.is_error.then(|| reply.text.clone()),
         duration_ms: millis(started.elapsed()),
     });
-    reply
+    // Saved before the model reads it: a resumed run never makes this call again.
+    let recorder = step.run.recorder;
+    step.run
+        .journal
+        .save(recorder, key, &Replied::from(&reply))
+        .await?;
+    Ok(reply)
 }

@@ -1,0 +1,323 @@
+//! Durable runs over HTTP: `POST /v1/runs` (202, then executed in the background), `GET
+//! /v1/runs/{id}`, `GET /v1/runs` (by session and status, a page at a time), `POST
+//! /v1/runs/{id}:cancel`, `GET /v1/runs/{id}/events` (SSE from the store, resuming after
+//! `Last-Event-ID`), the session routes, and `/v1/run`'s attached form of a durable run.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aixrun::error::{ApiError, ErrorKind};
+use aixrun::server::Deadline;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Api, HEARTBEAT, Refusal, bad, refused, sse_event};
+use crate::run::{Envelope, Event, RunResult};
+use crate::service::{OnDisconnect, RunRequest, RunService};
+use crate::store::{RunFilter, RunRecord, RunStatus};
+
+/// The routes.
+pub(super) fn router() -> Router<Api> {
+    Router::new()
+        .route("/v1/runs", post(submit).get(list))
+        .route("/v1/runs/{id}", get(get_run).post(action))
+        .route("/v1/runs/{id}/events", get(events))
+        .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
+}
+
+/// `Idempotency-Key`: the same key gives the same run.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+fn record_json(record: &RunRecord) -> Value {
+    serde_json::to_value(record).unwrap_or(Value::Null)
+}
+
+/// `POST /v1/runs`: stores the run and answers 202 with its id; an instance executes it.
+async fn submit(
+    State(api): State<Api>,
+    deadline: Option<axum::Extension<Deadline>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let fields = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(_) => return Err(bad("the body must be a JSON object with an \"input\"")),
+        Err(e) => return Err(bad(format!("the body is not JSON: {e}"))),
+    };
+    for field in ["stream", "on_disconnect"] {
+        if fields.get(field).is_some() {
+            return Err(bad(format!(
+                "{field} does not apply to /v1/runs: a submitted run goes on by itself; follow \
+                 it with GET /v1/runs/{{id}}/events"
+            )));
+        }
+    }
+    let service = &api.service;
+    let request = RunRequest::parse(&service.engine.orchestration, &fields)?;
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if (1..=255).contains(&k.len()) => Some(k.to_owned()),
+            _ => {
+                return Err(bad(
+                    "Idempotency-Key must be 1-255 visible ASCII characters",
+                ));
+            }
+        },
+    };
+    if let Some(found) = service.engine.workflow(&request.workflow)
+        && let Err(why) = api
+            .models
+            .workflow(found, &service.engine.orchestration)
+            .await
+    {
+        return Err(ApiError::new(ErrorKind::Unavailable, why).retry_after(5));
+    }
+    let wait_until = deadline.map(|d| d.0.0);
+    let (record, new) = service.submit(&request, key.as_deref(), wait_until).await?;
+    if new {
+        service.dispatch(&record.run_id);
+    }
+    let mut response = (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"run_id": record.run_id, "status": record.status.as_str()})),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{}", record.run_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn get_run(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let record = api.service.get(&id).await?;
+    Ok(axum::Json(record_json(&record)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    session_id: Option<String>,
+    status: Option<String>,
+    page_size: Option<usize>,
+    page_token: Option<String>,
+}
+
+/// `GET /v1/runs?session_id=&status=&page_size=&page_token=`, newest first.
+async fn list(
+    State(api): State<Api>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        bad(format!(
+            "{}; the parameters are session_id, status, page_size and page_token",
+            e.body_text()
+        ))
+    })?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            bad(format!(
+                "unknown status {s:?}; one of submitted, running, suspended, completed, \
+                 budget_exhausted, deadline, failed, cancelled, interrupted"
+            ))
+        })?),
+    };
+    let page_size = query.page_size.unwrap_or(20);
+    if !(1..=100).contains(&page_size) {
+        return Err(bad("page_size must be 1 to 100"));
+    }
+    let filter = RunFilter {
+        session_id: query.session_id,
+        status,
+        page_size,
+        page_token: query.page_token,
+    };
+    let page = api.service.list(&filter).await?;
+    Ok(axum::Json(json!({
+        "runs": page.runs.iter().map(record_json).collect::<Vec<_>>(),
+        "next_page_token": page.next_page_token,
+    }))
+    .into_response())
+}
+
+/// `POST /v1/runs/{id}:cancel`.
+async fn action(
+    State(api): State<Api>,
+    Path(id_action): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some((id, verb)) = id_action.rsplit_once(':') else {
+        return Err(ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            "POST a run's action: /v1/runs/{id}:cancel",
+        ));
+    };
+    match verb {
+        "cancel" => {
+            let record = api.service.cancel(id).await?;
+            Ok(axum::Json(record_json(&record)).into_response())
+        }
+        other => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no action {other:?} on runs; the actions are :cancel"),
+        )),
+    }
+}
+
+/// `GET /v1/runs/{id}/events`: the run's events from the store, after `Last-Event-ID` (or
+/// `?after=`), ending with `run.finished`.
+async fn events(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let after =
+        match headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .or(query.get("after").map(String::as_str))
+        {
+            None | Some("") => None,
+            Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
+                bad("Last-Event-ID (or after) must be an event's seq, a whole number")
+            })?),
+        };
+    api.service.get(&id).await?;
+    Ok(sse(api.service.follow(&id, after), None::<()>))
+}
+
+/// An SSE answer of `events`; `guard` lives as long as the stream (its drop is the caller
+/// leaving).
+fn sse<S, G>(events: S, guard: Option<G>) -> Response
+where
+    S: Stream<Item = Result<Envelope, crate::store::StoreError>> + Send + 'static,
+    G: Send + 'static,
+{
+    let events = events.map(move |item| {
+        let _hold = &guard;
+        Ok::<_, Infallible>(match item {
+            Ok(envelope) => sse_event(&envelope),
+            Err(e) => axum::response::sse::Event::default()
+                .event("error")
+                .data(e.to_string()),
+        })
+    });
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Cancels a followed run when its caller leaves, unless the caller asked it to continue.
+struct CancelOnDrop {
+    service: Arc<RunService>,
+    run_id: String,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (service, id) = (self.service.clone(), self.run_id.clone());
+        self.service.tasks.spawn(async move {
+            let _ = service.cancel(&id).await;
+        });
+    }
+}
+
+/// `/v1/run` for a run that goes through the store (a session's turn, or
+/// `"on_disconnect": "continue"`): submitted, executed by this instance, followed from the
+/// store as SSE or until its result.
+pub(super) async fn attached(
+    api: Api,
+    request: RunRequest,
+    deadline: Option<Deadline>,
+    stream: bool,
+) -> Response {
+    let service = api.service.clone();
+    let (record, _) = match service.submit(&request, None, deadline.map(|d| d.0)).await {
+        Ok(submitted) => submitted,
+        Err(error) => {
+            return refused(Refusal {
+                error,
+                stream,
+                workflow: request.workflow.clone(),
+            });
+        }
+    };
+    service.dispatch(&record.run_id);
+    let mut guard = CancelOnDrop {
+        service: service.clone(),
+        run_id: record.run_id.clone(),
+        armed: request.on_disconnect != Some(OnDisconnect::Continue),
+    };
+    let events = service.follow(&record.run_id, None);
+    if stream {
+        return sse(events, Some(guard));
+    }
+    let mut events = std::pin::pin!(events);
+    while let Some(item) = events.next().await {
+        match item {
+            Ok(Envelope {
+                event: Event::RunFinished(summary),
+                ..
+            }) => {
+                guard.armed = false;
+                return axum::Json(RunResult {
+                    run_id: record.run_id,
+                    summary,
+                })
+                .into_response();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return ApiError::new(ErrorKind::Unavailable, e.to_string())
+                    .retry_after(5)
+                    .into_response();
+            }
+        }
+    }
+    guard.armed = false;
+    match service.get(&record.run_id).await {
+        Ok(record) => axum::Json(record_json(&record)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn get_session(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match api.service.session(&id).await? {
+        Some(session) => Ok(axum::Json(session).into_response()),
+        None => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no session {id:?}"),
+        )),
+    }
+}
+
+async fn delete_session(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if api.service.delete_session(&id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no session {id:?}"),
+        ))
+    }
+}

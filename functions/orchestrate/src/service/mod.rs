@@ -1,0 +1,503 @@
+//! The run service: what every door (HTTP today; gRPC, A2A and CloudEvents next) asks of
+//! runs. It owns the request policy ([`request`]), the registry of the runs this instance
+//! executes, and the life of a durable run: submitted to the store, executed under a lease by
+//! whichever instance gets it (this one's task tracker, or a Pub/Sub delivery), followed from
+//! any instance through the store, cancelled from any instance, resumed after a crash from its
+//! journal, and continued as the next turn of its session.
+
+pub mod request;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aixrun::error::{ApiError, ErrorKind};
+use aixrun::server::Shutdown;
+use futures_util::Stream;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::run::{
+    Attempt, Continuity, Engine, Envelope, Event, Interruptions, Journal, Persist, RunSpec, now,
+};
+use crate::store::{
+    Claim, Created, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore, Session,
+    StoreError,
+};
+pub use request::{IfBusy, OnDisconnect, RunRequest};
+
+/// How often an executing instance looks for a cancel asked elsewhere.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+/// How many of a session's turns a model sees (`session.max_turns` lowers it).
+pub const DEFAULT_MAX_TURNS: usize = 20;
+/// Events read from the store at a time.
+const EVENT_PAGE: usize = 500;
+
+/// The service.
+pub struct RunService {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The store.
+    pub store: Arc<dyn RunStore>,
+    /// Where this instance's background runs are tracked (SIGTERM's drain waits for them).
+    pub tasks: TaskTracker,
+    /// SIGTERM.
+    pub shutdown: Shutdown,
+    /// This instance, as a lease holder.
+    pub instance: String,
+    /// How long a lease lasts unless renewed.
+    pub lease_ttl: Duration,
+    /// How many session turns a model sees.
+    pub max_turns: usize,
+    /// The runs this instance executes now, by id.
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Executed {
+    /// The run ended (here, or before this delivery).
+    Finished(Box<RunRecord>),
+    /// It stopped at a checkpoint to go on in another delivery.
+    Suspended,
+    /// Another instance executes it: nothing was done.
+    HeldElsewhere(String),
+}
+
+fn unavailable(e: &StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable { .. } => {
+            ApiError::new(ErrorKind::Unavailable, e.to_string()).retry_after(5)
+        }
+        StoreError::Failed { .. } => ApiError::new(ErrorKind::Internal, e.to_string()),
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("no run {id:?}"))
+}
+
+impl RunService {
+    /// A service on `store`.
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Arc<dyn RunStore>,
+        tasks: TaskTracker,
+        shutdown: Shutdown,
+        lease_ttl: Duration,
+    ) -> Self {
+        Self {
+            engine,
+            store,
+            tasks,
+            shutdown,
+            instance: format!("i-{}", &crate::run::run_id()[..12]),
+            lease_ttl,
+            max_turns: DEFAULT_MAX_TURNS,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a new run for `request` (or finds the one `idempotency_key` made before, the
+    /// `bool` then `false`), claiming its session. Nothing executes it yet: see
+    /// [`Self::dispatch`].
+    pub async fn submit(
+        &self,
+        request: &RunRequest,
+        idempotency_key: Option<&str>,
+        wait_until: Option<Instant>,
+    ) -> Result<(RunRecord, bool), ApiError> {
+        let run_id = crate::run::run_id();
+        if let Some(session) = &request.session_id {
+            self.claim(session, &run_id, request.if_busy, wait_until)
+                .await?;
+        }
+        let at = now();
+        let record = RunRecord {
+            run_id: run_id.clone(),
+            workflow: request.workflow.clone(),
+            status: RunStatus::Submitted,
+            request: request.stored(),
+            session_id: request.session_id.clone(),
+            created_at: at.clone(),
+            updated_at: at,
+            last_seq: None,
+            result: None,
+            cancel_requested: false,
+            lease: None,
+            attempts: 0,
+            spent_ms: 0,
+        };
+        let created = self.store.create(&record, idempotency_key).await;
+        let release = |created_new: bool| async move {
+            if !created_new && let Some(session) = &request.session_id {
+                let _ = self.store.end_turn(session, &run_id, None).await;
+            }
+        };
+        match created {
+            Ok(Created::New) => Ok((record, true)),
+            Ok(Created::Existing(existing)) => {
+                release(false).await;
+                Ok((*existing, false))
+            }
+            Err(e) => {
+                release(false).await;
+                Err(unavailable(&e))
+            }
+        }
+    }
+
+    /// Claims `session` for `run_id`: 409 naming the run that holds it, or with `wait`, waits
+    /// for it until `wait_until`.
+    async fn claim(
+        &self,
+        session: &str,
+        run_id: &str,
+        if_busy: IfBusy,
+        wait_until: Option<Instant>,
+    ) -> Result<(), ApiError> {
+        loop {
+            match self.store.claim_session(session, run_id).await {
+                Ok(Claim::Claimed(_)) => return Ok(()),
+                Ok(Claim::Busy { run_id: other }) => {
+                    let can_wait = if_busy == IfBusy::Wait
+                        && wait_until.is_none_or(|at| Instant::now() + CANCEL_POLL < at);
+                    if !can_wait {
+                        return Err(ApiError::new(
+                            ErrorKind::Conflict,
+                            format!(
+                                "session {session:?} is busy with run {other}; retry when it \
+                                 ends, or send \"if_busy\": \"wait\""
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(CANCEL_POLL).await;
+                }
+                Err(e) => return Err(unavailable(&e)),
+            }
+        }
+    }
+
+    /// Executes run `id` in this instance's task tracker (local work, or an instance that
+    /// keeps its CPU between requests).
+    pub fn dispatch(self: &Arc<Self>, id: &str) {
+        let service = Arc::clone(self);
+        let id = id.to_owned();
+        self.tasks.spawn(async move {
+            if let Err(e) = service.execute(&id, None).await {
+                tracing::error!(run_id = id, "the run could not execute: {}", e.message);
+            }
+        });
+    }
+
+    /// Executes run `id` under a lease until it ends or, when `suspend_at` comes (the
+    /// delivering request's deadline), until it stops at a checkpoint for the next delivery.
+    /// A run another instance holds is left alone.
+    pub async fn execute(
+        &self,
+        id: &str,
+        suspend_at: Option<Instant>,
+    ) -> Result<Executed, ApiError> {
+        let record = match self
+            .store
+            .lease(id, &self.instance, self.lease_ttl)
+            .await
+            .map_err(|e| unavailable(&e))?
+        {
+            LeaseOutcome::Acquired(record) => record,
+            LeaseOutcome::Held { holder } => return Ok(Executed::HeldElsewhere(holder)),
+            LeaseOutcome::Finished(record) => return Ok(Executed::Finished(Box::new(record))),
+            LeaseOutcome::NotFound => return Err(not_found(id)),
+        };
+        let started = Instant::now();
+        let outcome = self.attempt(&record, suspend_at).await;
+        let spent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (status, executed) = match outcome {
+            Ok(Attempt::Suspended) => (RunStatus::Suspended, Executed::Suspended),
+            Ok(Attempt::Finished(result)) => {
+                if let Some(session) = &record.session_id {
+                    let turn = session::turn(id, &record.request["input"], &result.summary);
+                    if let Err(e) = self.store.end_turn(session, id, turn).await {
+                        tracing::error!(run_id = id, "the session's turn was not stored: {e}");
+                    }
+                }
+                let mut done = record.clone();
+                done.status = result.summary.status.into();
+                done.result = Some(result.summary);
+                (done.status, Executed::Finished(Box::new(done)))
+            }
+            Err(e) => {
+                let _ = self
+                    .store
+                    .end_attempt(id, &self.instance, RunStatus::Suspended, spent)
+                    .await;
+                return Err(e);
+            }
+        };
+        self.store
+            .end_attempt(id, &self.instance, status, spent)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(executed)
+    }
+
+    /// One attempt at `record`, with what earlier attempts saved.
+    async fn attempt(
+        &self,
+        record: &RunRecord,
+        suspend_at: Option<Instant>,
+    ) -> Result<Attempt, ApiError> {
+        let id = record.run_id.as_str();
+        let request = self.stored_request(record)?;
+        let past = self.all_events(id).await?;
+        let recalled = self.store.journal(id).await.map_err(|e| unavailable(&e))?;
+        let history = match &record.session_id {
+            Some(session) => match self.store.session(session).await {
+                Ok(Some(s)) => session::history(&s, self.max_turns),
+                Ok(None) => Vec::new(),
+                Err(e) => return Err(unavailable(&e)),
+            },
+            None => Vec::new(),
+        };
+        let spec = RunSpec {
+            run_id: id.to_owned(),
+            workflow: request.workflow.clone(),
+            input: request.input.clone(),
+            budget: request.budget,
+            deadline: request.deadline(Duration::from_millis(record.spent_ms), None, None),
+        };
+        let persist: Arc<dyn Persist> = Arc::new(StorePersist {
+            store: self.store.clone(),
+            run_id: id.to_owned(),
+        });
+        let continuity = Continuity {
+            journal: Journal::durable(recalled, persist),
+            past,
+            history,
+        };
+        let cancel = CancellationToken::new();
+        if record.cancel_requested {
+            cancel.cancel();
+        }
+        self.registry().insert(id.to_owned(), cancel.clone());
+        let keeper = self.keep(id, cancel.clone());
+        let stop = Interruptions {
+            cancel,
+            shutdown: self.shutdown.clone(),
+        };
+        let attempt = self
+            .engine
+            .attempt(spec, None, stop, continuity, suspend_at);
+        let outcome = tokio::select! {
+            outcome = attempt => outcome,
+            never = keeper => match never {},
+        };
+        self.registry().remove(id);
+        Ok(outcome)
+    }
+
+    /// While run `id` executes here: renews its lease, and cancels it when a cancel was asked
+    /// elsewhere or another instance took the lease over. Never ends by itself.
+    async fn keep(&self, id: &str, cancel: CancellationToken) -> std::convert::Infallible {
+        let renew_every = self.lease_ttl / 3;
+        let mut last_renewal = Instant::now();
+        loop {
+            tokio::time::sleep(CANCEL_POLL.min(renew_every)).await;
+            if let Ok(Some(record)) = self.store.get(id).await
+                && record.cancel_requested
+            {
+                cancel.cancel();
+            }
+            if last_renewal.elapsed() >= renew_every {
+                match self.store.lease(id, &self.instance, self.lease_ttl).await {
+                    Ok(LeaseOutcome::Acquired(_)) => last_renewal = Instant::now(),
+                    Ok(LeaseOutcome::Held { holder }) => {
+                        tracing::warn!(run_id = id, holder, "the run's lease was taken over");
+                        cancel.cancel();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(run_id = id, "the run's lease was not renewed: {e}"),
+                }
+            }
+        }
+    }
+
+    fn stored_request(&self, record: &RunRecord) -> Result<RunRequest, ApiError> {
+        let Value::Object(fields) = &record.request else {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                format!("run {} has no stored request", record.run_id),
+            ));
+        };
+        RunRequest::parse(&self.engine.orchestration, fields).map_err(|e| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!(
+                    "run {} can no longer run here: {} (was the configuration changed?)",
+                    record.run_id, e.message
+                ),
+            )
+        })
+    }
+
+    async fn all_events(&self, id: &str) -> Result<Vec<Envelope>, ApiError> {
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map(|e: &Envelope| e.seq);
+            let page = self
+                .store
+                .events(id, after, EVENT_PAGE)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let more = page.len() == EVENT_PAGE;
+            all.extend(page);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// The run `id`.
+    pub async fn get(&self, id: &str) -> Result<RunRecord, ApiError> {
+        match self.store.get(id).await {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(not_found(id)),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    /// Runs matching `filter`.
+    pub async fn list(&self, filter: &RunFilter) -> Result<RunPage, ApiError> {
+        self.store.list(filter).await.map_err(|e| unavailable(&e))
+    }
+
+    /// Cancels run `id` from any instance: the one executing it stops within a second; a run
+    /// nobody executes (submitted, suspended) ends `cancelled` here. 409 for a run that ended.
+    pub async fn cancel(&self, id: &str) -> Result<RunRecord, ApiError> {
+        let record = match self.store.request_cancel(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(not_found(id)),
+            Err(e) => return Err(unavailable(&e)),
+        };
+        if record.status.is_final() {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "run {id} has ended ({}); there is nothing to cancel",
+                    record.status.as_str()
+                ),
+            ));
+        }
+        if let Some(token) = self.registry().get(id) {
+            token.cancel();
+            return Ok(record);
+        }
+        if matches!(record.status, RunStatus::Submitted | RunStatus::Suspended) {
+            // Nobody executes it: an attempt that sees the cancel at once records its end.
+            self.execute(id, None).await?;
+        }
+        self.get(id).await
+    }
+
+    /// The session `id`.
+    pub async fn session(&self, id: &str) -> Result<Option<Session>, ApiError> {
+        self.store.session(id).await.map_err(|e| unavailable(&e))
+    }
+
+    /// Deletes session `id`: 409 while a run holds it.
+    pub async fn delete_session(&self, id: &str) -> Result<bool, ApiError> {
+        if let Some(session) = self.session(id).await?
+            && let Some(run) = session.active_run
+        {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("session {id:?} is busy with run {run}; cancel it or wait"),
+            ));
+        }
+        self.store
+            .delete_session(id)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// Run `id`'s events after `after`, from the store, as they come: ends after
+    /// `run.finished` (or when the run has ended and everything was read).
+    pub fn follow(
+        self: &Arc<Self>,
+        id: &str,
+        after: Option<u64>,
+    ) -> impl Stream<Item = Result<Envelope, StoreError>> + Send + 'static {
+        let service = Arc::clone(self);
+        let id = id.to_owned();
+        futures_util::stream::unfold(
+            (
+                service,
+                id,
+                after,
+                Vec::<Envelope>::new().into_iter(),
+                false,
+            ),
+            |(service, id, mut after, mut buffered, mut done)| async move {
+                loop {
+                    if let Some(envelope) = buffered.next() {
+                        after = Some(envelope.seq);
+                        if matches!(envelope.event, Event::RunFinished(_)) {
+                            done = true;
+                        }
+                        return Some((Ok(envelope), (service, id, after, buffered, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    match service.store.events(&id, after, EVENT_PAGE).await {
+                        Err(e) => {
+                            return Some((Err(e), (service, id, after, buffered, true)));
+                        }
+                        Ok(page) if !page.is_empty() => buffered = page.into_iter(),
+                        Ok(_) => {
+                            match service.store.get(&id).await {
+                                Ok(Some(r)) if r.status.is_final() && r.last_seq == after => {
+                                    return None;
+                                }
+                                Ok(None) => return None,
+                                _ => {}
+                            }
+                            service
+                                .store
+                                .wait_events(&id, after, Duration::from_secs(1))
+                                .await;
+                        }
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// A durable run's commits, into the store.
+struct StorePersist {
+    store: Arc<dyn RunStore>,
+    run_id: String,
+}
+
+impl Persist for StorePersist {
+    fn commit(
+        &self,
+        events: Vec<Envelope>,
+        entries: Vec<(String, Value)>,
+    ) -> crate::run::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.store
+                .commit(&self.run_id, &events, &entries)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
