@@ -167,6 +167,7 @@ impl Tools for Toolbox {
                         description: t.tool.description,
                         parameters: t.tool.input_schema,
                         timeout: server.timeout,
+                        annotations: t.tool.annotations,
                     })
                 })
                 .collect())

@@ -184,6 +184,7 @@ fn refused(refusal: Refusal) -> Response {
         steps: Vec::new(),
         usage: Usage::default(),
         duration_ms: 0,
+        pending: Vec::new(),
     };
     let envelope = Envelope {
         run_id: crate::run::run_id(),

@@ -150,14 +150,26 @@ async fn list(
 }
 
 /// `POST /v1/runs/{id}:cancel`.
+/// `:resume`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verdicts {
+    #[serde(default)]
+    approve: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+    message: Option<String>,
+}
+
 async fn action(
     State(api): State<Api>,
     Path(id_action): Path<String>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let Some((id, verb)) = id_action.rsplit_once(':') else {
         return Err(ApiError::new(
             ErrorKind::MethodNotAllowed,
-            "POST a run's action: /v1/runs/{id}:cancel",
+            "POST a run's action: /v1/runs/{id}:cancel or /v1/runs/{id}:resume",
         ));
     };
     match verb {
@@ -165,9 +177,22 @@ async fn action(
             let record = api.service.cancel(id).await?;
             Ok(axum::Json(record_json(&record)).into_response())
         }
+        "resume" => {
+            let verdicts: Verdicts = serde_json::from_slice(&body).map_err(|e| {
+                bad(format!(
+                    "the body must be {{\"approve\": [approval_id], \"deny\": [approval_id], \"message\"?: text}}: {e}"
+                ))
+            })?;
+            let record = api
+                .service
+                .resume(id, &verdicts.approve, &verdicts.deny, verdicts.message)
+                .await?;
+            api.service.dispatch(id);
+            Ok(axum::Json(record_json(&record)).into_response())
+        }
         other => Err(ApiError::new(
             ErrorKind::NotFound,
-            format!("no action {other:?} on runs; the actions are :cancel"),
+            format!("no action {other:?} on runs; the actions are :cancel and :resume"),
         )),
     }
 }

@@ -247,6 +247,8 @@ pub struct AgentFile {
     pub max_rounds: Option<u32>,
     /// With several inputs: `all` (default) runs when every input is done, `any` at the first.
     pub join: Option<JoinFile>,
+    /// Tool calls that wait for a person's approval.
+    pub approval: Option<ApprovalFile>,
     /// `fail` (default): a failing successor fails the run; `continue`: the run goes on with
     /// the branches that finished, and whoever joins them is told which failed.
     pub on_error: Option<OnErrorFile>,
@@ -376,6 +378,19 @@ pub struct DefaultsFile {
     pub tool_concurrency: Option<usize>,
     /// Branches of one run running at once.
     pub branch_concurrency: Option<usize>,
+}
+
+/// `approval`: which tool calls pause the run until a person approves or denies them.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalFile {
+    /// Tools by name (as the model calls them).
+    pub tools: Vec<String>,
+    /// MCP annotations that, set true on a tool, make its calls wait (`destructiveHint`,
+    /// `openWorldHint`).
+    pub annotations: Vec<String>,
+    /// How long a paused run waits before it is cancelled (default 24h).
+    pub timeout: Option<String>,
 }
 
 /// A budget; unset entries keep the default.

@@ -250,6 +250,33 @@ pub struct Agent {
     pub join: Join,
     /// What a failure of it, or of an agent it feeds, does to the run.
     pub on_error: OnError,
+    /// Tool calls that wait for approval.
+    pub approval: Option<Approval>,
+}
+
+/// Which tool calls wait for a person's approval, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// By name.
+    pub tools: Vec<String>,
+    /// By MCP annotation set true.
+    pub annotations: Vec<String>,
+    /// How long a paused run waits before it is cancelled.
+    pub timeout: std::time::Duration,
+}
+
+impl Approval {
+    /// Whether a call of `tool` (its name as the model calls it, and its MCP annotations)
+    /// waits.
+    pub fn gates(&self, tool: &str, annotations: Option<&serde_json::Value>) -> bool {
+        self.tools.iter().any(|t| t == tool)
+            || self.annotations.iter().any(|a| {
+                annotations
+                    .and_then(|v| v.get(a))
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false)
+            })
+    }
 }
 
 impl Agent {

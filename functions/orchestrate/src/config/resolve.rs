@@ -15,14 +15,14 @@ use serde_json::Value;
 
 use super::Problem;
 use super::file::{
-    AgentFile, AuthFile, AuthKind, BudgetFile, FileConfig, JoinFile, ModelServiceFile, OnErrorFile,
-    RoleFile, Runtime, SupervisorFile,
+    AgentFile, ApprovalFile, AuthFile, AuthKind, BudgetFile, FileConfig, JoinFile,
+    ModelServiceFile, OnErrorFile, RoleFile, Runtime, SupervisorFile,
 };
 use super::graph::{self, Edge};
 use super::locate::Path;
 use super::mcp_server;
 use super::model::{
-    Agent, Budget, Defaults, Join, McpServer, ModelService, OnError, Orchestration, Role,
+    Agent, Approval, Budget, Defaults, Join, McpServer, ModelService, OnError, Orchestration, Role,
 };
 use super::roles;
 
@@ -199,6 +199,7 @@ fn supervisor_agent(sup: SupervisorFile, workers: Vec<String>) -> AgentFile {
         max_rounds: sup.max_rounds,
         join: None,
         on_error: None,
+        approval: None,
     }
 }
 
@@ -321,6 +322,14 @@ fn agent(
         None => None,
         Some(b) => Some(budget(defaults.budget, b, &at.key("budget"))?),
     };
+    let approval = match &a.approval {
+        None => None,
+        Some(file) => Some(approval(
+            file,
+            uses_tools && !mcp_servers.is_empty(),
+            &at.key("approval"),
+        )?),
+    };
     Ok(Agent {
         name: a.name.clone(),
         role,
@@ -339,6 +348,51 @@ fn agent(
             None | Some(OnErrorFile::Fail) => OnError::Fail,
             Some(OnErrorFile::Continue) => OnError::Continue,
         },
+        approval,
+    })
+}
+
+/// The MCP annotations an approval may name.
+const ANNOTATIONS: [&str; 4] = [
+    "destructiveHint",
+    "openWorldHint",
+    "readOnlyHint",
+    "idempotentHint",
+];
+
+/// `approval`: tools or annotations to gate (one at least), and a timeout.
+fn approval(file: &ApprovalFile, uses_tools: bool, at: &Path) -> Result<Approval, Problem> {
+    if !uses_tools {
+        return Err(Problem::new(
+            at.clone(),
+            "approval gates tool calls, but this agent has no mcp_servers",
+        ));
+    }
+    if file.tools.is_empty() && file.annotations.is_empty() {
+        return Err(Problem::new(
+            at.clone(),
+            "name the tools (tools: [name]) or annotations (annotations: [destructiveHint]) whose calls wait for approval",
+        ));
+    }
+    for (i, a) in file.annotations.iter().enumerate() {
+        if !ANNOTATIONS.contains(&a.as_str()) {
+            return Err(Problem::new(
+                at.key("annotations").index(i),
+                format!(
+                    "unknown annotation {a:?}; expected one of {}",
+                    ANNOTATIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    let timeout = match &file.timeout {
+        None => Duration::from_secs(24 * 3600),
+        Some(raw) => duration(raw, &at.key("timeout"))?,
+    };
+    Ok(Approval {
+        tools: file.tools.clone(),
+        annotations: file.annotations.clone(),
+        timeout,
     })
 }
 

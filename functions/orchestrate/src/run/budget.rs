@@ -27,6 +27,8 @@ pub enum Stop {
     Cancelled,
     /// SIGTERM.
     Interrupted,
+    /// Tool calls wait for approval: the run pauses.
+    Paused(Vec<super::state::PendingApproval>),
 }
 
 impl Stop {
@@ -49,6 +51,14 @@ impl Stop {
             Self::Deadline => "the run's time ran out".to_owned(),
             Self::Cancelled => "the caller cancelled the run".to_owned(),
             Self::Interrupted => "the instance is shutting down".to_owned(),
+            Self::Paused(pending) => format!(
+                "waiting for approval of {}",
+                pending
+                    .iter()
+                    .map(|p| format!("{} ({})", p.tool, p.approval_id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
@@ -75,6 +85,7 @@ impl Stop {
             Self::Deadline => Status::Deadline,
             Self::Cancelled => Status::Cancelled,
             Self::Interrupted => Status::Interrupted,
+            Self::Paused(_) => Status::InputRequired,
         }
     }
 }

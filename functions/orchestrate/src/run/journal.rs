@@ -153,6 +153,21 @@ pub(crate) fn call_key(turn: &str, i: usize) -> String {
     format!("{turn}/t{i}")
 }
 
+/// The key of a person's verdict on a gated tool call.
+pub fn verdict_key(call: &str) -> String {
+    format!("{call}@verdict")
+}
+
+/// A person's verdict on a tool call that waited for approval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Approved (else denied).
+    pub approved: bool,
+    /// What they said, for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// A step that started: its id, reused when it is resumed.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Started {

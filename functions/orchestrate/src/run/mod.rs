@@ -43,7 +43,9 @@ pub use id::run_id;
 pub use journal::{Journal, Persist};
 pub use metrics::RunMetrics;
 pub use model::{ChatModel, Endpoints, Models};
-pub use state::{RunResult, RunSummary, Status, StepRecord, ToolCallRecord, Usage};
+pub use state::{
+    PendingApproval, RunResult, RunSummary, Status, StepRecord, ToolCallRecord, Usage,
+};
 pub use tools::{AgentTool, BoxFuture, ToolReply, Tools};
 
 use crate::config::{Budget, Orchestration, Workflow};
@@ -163,6 +165,7 @@ impl Engine {
                     steps: Vec::new(),
                     usage: Usage::default(),
                     duration_ms: 0,
+                    pending: Vec::new(),
                 },
             },
         }
@@ -277,6 +280,8 @@ impl Engine {
             Ending::Failed(e) => {
                 recorder.finish_open_steps(Status::Cancelled, &format!("cancelled: {e}"));
             }
+            // A paused run's steps stay open: its next attempt goes on with them.
+            Ending::Stopped(Stop::Paused(_)) => {}
             Ending::Stopped(stop) => recorder.finish_open_steps(status, &stop.message()),
             Ending::Suspended => {
                 recorder.finish_open_steps(status, &Stop::Interrupted.message());
@@ -292,6 +297,10 @@ impl Engine {
             steps,
             usage,
             duration_ms: millis(started.elapsed()),
+            pending: match ending {
+                Ending::Stopped(Stop::Paused(pending)) => pending,
+                _ => Vec::new(),
+            },
         };
         recorder.record_run(Event::RunFinished(summary.clone()));
         if let Err(e) = journal.flush(&recorder).await {

@@ -60,6 +60,7 @@ impl Tools for GatedTools {
                 description: "Echoes text".into(),
                 parameters: json!({"type": "object"}),
                 timeout: Duration::from_secs(5),
+                annotations: None,
             }])
         })
     }

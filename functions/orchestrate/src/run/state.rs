@@ -27,6 +27,8 @@ pub enum Status {
     Cancelled,
     /// The instance is shutting down (SIGTERM).
     Interrupted,
+    /// Paused: tool calls wait for a person's approval (`POST /v1/runs/{id}:resume`).
+    InputRequired,
 }
 
 impl Status {
@@ -40,6 +42,7 @@ impl Status {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Interrupted => "interrupted",
+            Self::InputRequired => "input_required",
         }
     }
 }
@@ -166,6 +169,26 @@ pub struct RunSummary {
     pub usage: Usage,
     /// Wall time.
     pub duration_ms: u64,
+    /// The tool calls waiting for approval (status `input_required`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingApproval>,
+}
+
+/// A tool call that waits for a person's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    /// What `:resume` names it by (unique in the run).
+    pub approval_id: String,
+    /// The step that made it.
+    pub step_id: String,
+    /// Its agent.
+    pub agent: String,
+    /// The tool.
+    pub tool: String,
+    /// The model's id for the call.
+    pub call_id: String,
+    /// Its arguments.
+    pub arguments: Value,
 }
 
 /// The answer of `POST /v1/run`.

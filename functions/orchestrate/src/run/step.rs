@@ -247,6 +247,10 @@ pub(crate) fn run_step<'a>(
                 StepEnd::Stopped(step.meter.out_of_time(), None)
             }
         };
+        // A step waiting for approval stays open: the run's next attempt goes on with it.
+        if matches!(end, StepEnd::Stopped(Stop::Paused(_), _)) {
+            return end;
+        }
         let (status, output, error) = match &end {
             StepEnd::Done { output, .. } => (Status::Completed, Some(output.clone()), None),
             StepEnd::Stopped(stop, output) => {

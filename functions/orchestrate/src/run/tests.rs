@@ -28,6 +28,7 @@ impl Tools for EchoTools {
                 description: "Echoes text".into(),
                 parameters: json!({"type": "object"}),
                 timeout: Duration::from_secs(5),
+                annotations: None,
             }])
         })
     }

@@ -28,6 +28,8 @@ pub struct AgentTool {
     pub parameters: Value,
     /// Per-call timeout (the server's).
     pub timeout: Duration,
+    /// Its MCP annotations (`destructiveHint`, ...), as the server gave them.
+    pub annotations: Option<Value>,
 }
 
 /// A tool call's answer, as the model will read it.

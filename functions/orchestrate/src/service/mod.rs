@@ -8,6 +8,9 @@
 pub mod request;
 pub mod session;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +23,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::run::journal::{Verdict, verdict_key};
 use crate::run::{
-    Attempt, Continuity, Engine, Envelope, Event, Interruptions, Journal, Persist, RunSpec, now,
+    Attempt, Continuity, Engine, Envelope, Event, Interruptions, Journal, Persist, RunSpec,
+    RunSummary, Status, Stop, now,
 };
 use crate::store::{
     Claim, Created, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore, Session,
@@ -222,7 +227,10 @@ impl RunService {
         let (status, executed) = match outcome {
             Ok(Attempt::Suspended) => (RunStatus::Suspended, Executed::Suspended),
             Ok(Attempt::Finished(result)) => {
-                if let Some(session) = &record.session_id {
+                // A paused run keeps its session until it ends.
+                if let Some(session) = &record.session_id
+                    && result.summary.status != Status::InputRequired
+                {
                     let turn = session::turn(id, &record.request["input"], &result.summary);
                     if let Err(e) = self.store.end_turn(session, id, turn).await {
                         tracing::error!(run_id = id, "the session's turn was not stored: {e}");
@@ -364,13 +372,17 @@ impl RunService {
         }
     }
 
-    /// The run `id`.
+    /// The run `id` (a paused run past its approval timeout is cancelled first).
     pub async fn get(&self, id: &str) -> Result<RunRecord, ApiError> {
-        match self.store.get(id).await {
-            Ok(Some(record)) => Ok(record),
-            Ok(None) => Err(not_found(id)),
-            Err(e) => Err(unavailable(&e)),
+        let record = match self.store.get(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(not_found(id)),
+            Err(e) => return Err(unavailable(&e)),
+        };
+        if self.expire_if_due(&record).await? {
+            return Box::pin(self.get(id)).await;
         }
+        Ok(record)
     }
 
     /// Runs matching `filter`.
@@ -399,11 +411,170 @@ impl RunService {
             token.cancel();
             return Ok(record);
         }
-        if matches!(record.status, RunStatus::Submitted | RunStatus::Suspended) {
-            // Nobody executes it: an attempt that sees the cancel at once records its end.
-            self.execute(id, None).await?;
-        }
+        // Nobody executes it (submitted, suspended, paused): it ends here, under the lease so
+        // that no delivery starts it meanwhile.
+        self.finish_idle(id, Status::Cancelled, Stop::Cancelled.message())
+            .await?;
         self.get(id).await
+    }
+
+    /// Ends run `id`, which no instance executes, with `status`: its `run.finished` (the
+    /// last summary it had, or an empty one) is committed after its last event, and its
+    /// session is released. Nothing happens when another instance holds the run.
+    async fn finish_idle(&self, id: &str, status: Status, error: String) -> Result<(), ApiError> {
+        let record = match self
+            .store
+            .lease(id, &self.instance, self.lease_ttl)
+            .await
+            .map_err(|e| unavailable(&e))?
+        {
+            LeaseOutcome::Acquired(record) => record,
+            LeaseOutcome::NotFound => return Err(not_found(id)),
+            LeaseOutcome::Held { .. } | LeaseOutcome::Finished(_) => return Ok(()),
+        };
+        let mut summary = record.result.clone().unwrap_or_else(|| RunSummary {
+            workflow: record.workflow.clone(),
+            status,
+            output: Value::Null,
+            error: None,
+            steps: Vec::new(),
+            usage: Default::default(),
+            duration_ms: record.spent_ms,
+            pending: Vec::new(),
+        });
+        summary.status = status;
+        summary.error = Some(error);
+        summary.pending.clear();
+        let envelope = Envelope {
+            run_id: id.to_owned(),
+            seq: record.last_seq.map_or(0, |s| s + 1),
+            at: now(),
+            step_id: None,
+            parent_step_id: None,
+            event: Event::RunFinished(summary),
+        };
+        let committed = self.store.commit(id, &[envelope], &[]).await;
+        if let Some(session) = &record.session_id {
+            let _ = self.store.end_turn(session, id, None).await;
+        }
+        let _ = self
+            .store
+            .end_attempt(id, &self.instance, RunStatus::from(status), 0)
+            .await;
+        committed.map_err(|e| unavailable(&e))
+    }
+
+    /// Answers run `id`'s pending approvals: `approve` and `deny` name them by
+    /// `approval_id`; a denied call goes back to the model as a tool error with `message`.
+    /// The run then goes on, on whichever instance executes it. 409 unless the run waits for
+    /// approval; a run that waited past its agent's `approval.timeout` is cancelled instead.
+    pub async fn resume(
+        &self,
+        id: &str,
+        approve: &[String],
+        deny: &[String],
+        message: Option<String>,
+    ) -> Result<RunRecord, ApiError> {
+        let record = self.get(id).await?;
+        if record.status != RunStatus::InputRequired {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "run {id} is not waiting for approval (it is {})",
+                    record.status.as_str()
+                ),
+            ));
+        }
+        let pending = record
+            .result
+            .as_ref()
+            .map(|r| r.pending.clone())
+            .unwrap_or_default();
+        let known: Vec<&str> = pending.iter().map(|p| p.approval_id.as_str()).collect();
+        for asked in approve.iter().chain(deny) {
+            if !known.contains(&asked.as_str()) {
+                return Err(ApiError::new(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "run {id} has no pending approval {asked:?}; pending: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(both) = approve.iter().find(|a| deny.contains(a)) {
+            return Err(ApiError::new(
+                ErrorKind::BadRequest,
+                format!("{both:?} is both approved and denied"),
+            ));
+        }
+        if approve.is_empty() && deny.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::BadRequest,
+                format!("approve or deny at least one of: {}", known.join(", ")),
+            ));
+        }
+        let verdicts: Vec<(String, Value)> = approve
+            .iter()
+            .map(|a| (a, true))
+            .chain(deny.iter().map(|d| (d, false)))
+            .map(|(key, approved)| {
+                let verdict = Verdict {
+                    approved,
+                    message: (!approved).then(|| message.clone()).flatten(),
+                };
+                (
+                    verdict_key(key),
+                    serde_json::to_value(verdict).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        self.store
+            .commit(id, &[], &verdicts)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.store
+            .end_attempt(id, "", RunStatus::Submitted, 0)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.get(id).await
+    }
+
+    /// Whether paused run `record` waited longer than its agents' `approval.timeout`.
+    pub fn approval_expired(&self, record: &RunRecord) -> Option<Duration> {
+        if record.status != RunStatus::InputRequired {
+            return None;
+        }
+        let pending = &record.result.as_ref()?.pending;
+        let timeout = pending
+            .iter()
+            .filter_map(|p| self.engine.orchestration.agents.get(&p.agent))
+            .filter_map(|a| a.approval.as_ref().map(|g| g.timeout))
+            .min()?;
+        let paused_at = time::OffsetDateTime::parse(
+            &record.updated_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        let waited = time::OffsetDateTime::now_utc() - paused_at;
+        (waited > timeout).then_some(timeout)
+    }
+
+    /// Cancels paused run `record` when it waited too long; whether it did.
+    pub async fn expire_if_due(&self, record: &RunRecord) -> Result<bool, ApiError> {
+        let Some(timeout) = self.approval_expired(record) else {
+            return Ok(false);
+        };
+        self.finish_idle(
+            &record.run_id,
+            Status::Cancelled,
+            format!(
+                "nobody approved or denied its tool calls within approval.timeout ({}s)",
+                timeout.as_secs()
+            ),
+        )
+        .await?;
+        Ok(true)
     }
 
     /// The session `id`.

@@ -27,6 +27,8 @@ pub enum RunStatus {
     Cancelled,
     /// The instance stopped and the run could not be kept (a run without a store).
     Interrupted,
+    /// Paused until its pending tool calls are approved or denied.
+    InputRequired,
 }
 
 impl RunStatus {
@@ -42,6 +44,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Interrupted => "interrupted",
+            Self::InputRequired => "input_required",
         }
     }
 
@@ -57,6 +60,7 @@ impl RunStatus {
             Self::Failed,
             Self::Cancelled,
             Self::Interrupted,
+            Self::InputRequired,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -64,7 +68,10 @@ impl RunStatus {
 
     /// Whether the run has ended for good.
     pub fn is_final(self) -> bool {
-        !matches!(self, Self::Submitted | Self::Running | Self::Suspended)
+        !matches!(
+            self,
+            Self::Submitted | Self::Running | Self::Suspended | Self::InputRequired
+        )
     }
 }
 
@@ -78,6 +85,7 @@ impl From<Status> for RunStatus {
             Status::Failed => Self::Failed,
             Status::Cancelled => Self::Cancelled,
             Status::Interrupted => Self::Interrupted,
+            Status::InputRequired => Self::InputRequired,
         }
     }
 }

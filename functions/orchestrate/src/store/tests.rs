@@ -51,6 +51,7 @@ fn finished(status: Status) -> Event {
         steps: Vec::new(),
         usage: Usage::default(),
         duration_ms: 1,
+        pending: Vec::new(),
     })
 }
 

@@ -14,8 +14,9 @@ use tracing::Instrument as _;
 use crate::config::Agent;
 use crate::run::budget::Stop;
 use crate::run::event::Event;
-use crate::run::journal::{self, Replied};
+use crate::run::journal::{self, Replied, Verdict};
 use crate::run::recorder::millis;
+use crate::run::state::PendingApproval;
 use crate::run::step::{Step, StepEnd};
 use crate::run::tools::{AgentTool, BoxFuture, ToolReply};
 use crate::run::turn::{self, model_turn_choosing};
@@ -151,6 +152,7 @@ async fn run_calls(
     calls: &[ToolCall],
     turn_key: &str,
 ) -> Result<Vec<ToolReply>, StepEnd> {
+    gate(step, tools, calls, turn_key)?;
     for _ in calls {
         step.meter
             .take_tool_call()
@@ -173,6 +175,56 @@ async fn run_calls(
     done.into_iter()
         .map(|r| r.map_err(|e| StepEnd::Failed(format!("the run store failed: {e}"))))
         .collect()
+}
+
+/// Pauses the run when the agent's `approval` gates one of this turn's calls and nobody has
+/// said yes or no to it yet; none of the turn's calls is made before. Only a durable run can
+/// wait: any other fails the step saying how to make one.
+fn gate(
+    step: &Step<'_>,
+    tools: &[AgentTool],
+    calls: &[ToolCall],
+    turn_key: &str,
+) -> Result<(), StepEnd> {
+    let Some(approval) = &step.agent.approval else {
+        return Ok(());
+    };
+    let journal = step.run.journal;
+    let pending: Vec<PendingApproval> = calls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, call)| {
+            let key = journal::call_key(turn_key, i);
+            let tool = tools.iter().find(|t| t.name == call.name)?;
+            let waits = approval.gates(&tool.name, tool.annotations.as_ref())
+                && journal
+                    .recall::<Verdict>(&journal::verdict_key(&key))
+                    .is_none()
+                && journal.recall::<Replied>(&key).is_none();
+            waits.then(|| PendingApproval {
+                approval_id: key,
+                step_id: step.place.id.clone(),
+                agent: step.agent.name.clone(),
+                tool: call.name.clone(),
+                call_id: call.id.clone(),
+                arguments: match &call.arguments {
+                    Arguments::Json(v) => v.clone(),
+                    Arguments::Invalid { raw, .. } => Value::String(raw.clone()),
+                },
+            })
+        })
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    if !journal.is_durable() {
+        let tools: Vec<&str> = pending.iter().map(|p| p.tool.as_str()).collect();
+        return Err(StepEnd::Failed(format!(
+            "{} needs a person's approval, and only a durable run can wait for it: POST              /v1/runs, or /v1/run with a session_id or \"on_disconnect\": \"continue\"",
+            tools.join(", ")
+        )));
+    }
+    Err(StepEnd::Stopped(Stop::Paused(pending), None))
 }
 
 async fn one_call(
@@ -199,7 +251,18 @@ async fn one_call(
         server: tool.map(|t| t.server.clone()),
         arguments,
     });
+    let verdict = step
+        .run
+        .journal
+        .recall::<Verdict>(&journal::verdict_key(&key));
     let reply = match (tool, &call.arguments) {
+        (Some(_), _) if verdict.as_ref().is_some_and(|v| !v.approved) => {
+            let said = verdict
+                .and_then(|v| v.message)
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            ToolReply::error(format!("a reviewer denied this call{said}"))
+        }
         (None, _) => ToolReply::error(format!(
             "unknown tool {:?}; the tools are: {}",
             call.name,
