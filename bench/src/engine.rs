@@ -33,6 +33,7 @@ impl Tools for NoTools {
         _tool: &'a AgentTool,
         _arguments: Map<String, Value>,
         _timeout: Duration,
+        _idempotency_key: &'a str,
     ) -> BoxFuture<'a, ToolReply> {
         Box::pin(async { ToolReply::error("no tools") })
     }

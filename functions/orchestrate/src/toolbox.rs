@@ -179,6 +179,7 @@ impl Tools for Toolbox {
         tool: &'a AgentTool,
         arguments: Map<String, Value>,
         timeout: Duration,
+        idempotency_key: &'a str,
     ) -> BoxFuture<'a, ToolReply> {
         Box::pin(async move {
             let Some(server) = self.servers.get(&tool.server) else {
@@ -186,7 +187,7 @@ impl Tools for Toolbox {
             };
             match server
                 .client
-                .call_tool(&tool.tool, arguments, timeout)
+                .call_tool(&tool.tool, arguments, timeout, Some(idempotency_key))
                 .await
             {
                 Ok(result) => ToolReply {

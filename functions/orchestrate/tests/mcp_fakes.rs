@@ -155,7 +155,10 @@ async fn legacy_only_server_gets_initialize_after_discover_fails() {
     let list = server.list_tools().await.unwrap();
     assert_eq!(list.tools.len(), 2);
     assert_eq!(server.era(), Some(Era::Legacy));
-    let result = server.call_tool("echo", Map::new(), WAIT).await.unwrap();
+    let result = server
+        .call_tool("echo", Map::new(), WAIT, None)
+        .await
+        .unwrap();
     assert_eq!(result.text(), "echoed");
     let methods = methods(&seen);
     assert_eq!(
@@ -181,7 +184,7 @@ async fn cache_serves_the_second_list_without_a_request() {
 async fn drop_a_hanging_call(server: Arc<HttpServer>, seen: &Seen) {
     let call = tokio::spawn(async move {
         server
-            .call_tool("hang", Map::new(), Duration::from_secs(3600))
+            .call_tool("hang", Map::new(), Duration::from_secs(3600), None)
             .await
     });
     tokio::time::timeout(WAIT, seen.started.notified())

@@ -31,13 +31,13 @@ async fn exercise(server: &dyn McpServer) {
     assert_eq!(echo.input_schema["additionalProperties"], json!(false));
     assert_eq!(echo.input_schema["required"], json!(["text"]));
     let result = server
-        .call_tool("echo", args(json!({"text": "hi"})), TIMEOUT)
+        .call_tool("echo", args(json!({"text": "hi"})), TIMEOUT, None)
         .await
         .unwrap();
     assert_eq!(result.text(), "hi");
     assert!(!result.is_error);
     let unknown = server
-        .call_tool("no_such_tool", Map::new(), TIMEOUT)
+        .call_tool("no_such_tool", Map::new(), TIMEOUT, None)
         .await
         .unwrap_err();
     assert!(
@@ -45,7 +45,7 @@ async fn exercise(server: &dyn McpServer) {
         "{unknown:?}"
     );
     let invalid = server
-        .call_tool("echo", args(json!({"text": 5})), TIMEOUT)
+        .call_tool("echo", args(json!({"text": 5})), TIMEOUT, None)
         .await
         .unwrap_err();
     assert!(

@@ -118,8 +118,11 @@ impl<S: McpServer + ?Sized + 'static> McpServer for CachedServer<S> {
         tool: &str,
         arguments: Arguments,
         timeout: Duration,
+        idempotency_key: Option<&str>,
     ) -> Result<ToolResult, McpError> {
-        self.inner.call_tool(tool, arguments, timeout).await
+        self.inner
+            .call_tool(tool, arguments, timeout, idempotency_key)
+            .await
     }
 }
 
@@ -164,6 +167,7 @@ mod tests {
             _: &str,
             _: Arguments,
             _: Duration,
+            _: Option<&str>,
         ) -> Result<ToolResult, McpError> {
             Ok(ToolResult::default())
         }

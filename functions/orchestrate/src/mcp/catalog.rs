@@ -103,7 +103,7 @@ impl Catalog {
             });
         };
         self.servers[index]
-            .call_tool(&tool, arguments, timeout)
+            .call_tool(&tool, arguments, timeout, None)
             .await
     }
 }

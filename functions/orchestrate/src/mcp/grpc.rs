@@ -230,7 +230,9 @@ impl McpServer for GrpcServer {
         tool: &str,
         arguments: Arguments,
         timeout: Duration,
+        idempotency_key: Option<&str>,
     ) -> Result<ToolResult, McpError> {
+        let key = idempotency_key.and_then(|k| k.parse::<tonic::metadata::MetadataValue<_>>().ok());
         let arguments_json = Value::Object(arguments.clone()).to_string();
         let arguments = if self.seed.load(Ordering::Relaxed) {
             arguments
@@ -245,8 +247,13 @@ impl McpServer for GrpcServer {
             arguments,
             arguments_json,
         };
-        let call = self.unary(message, timeout, |mut client, request| async move {
-            client.call_tool(request).await
+        let call = self.unary(message, timeout, |mut client, mut request| {
+            if let Some(key) = &key {
+                request
+                    .metadata_mut()
+                    .insert(super::IDEMPOTENCY_HEADER, key.clone());
+            }
+            async move { client.call_tool(request).await }
         });
         use aixrun::telemetry::spans;
         let span = spans::mcp_tools_call(spans::Side::Client, tool, "grpc");

@@ -73,6 +73,7 @@ impl McpServer for LocalServer {
         tool: &str,
         arguments: Arguments,
         timeout: Duration,
+        _idempotency_key: Option<&str>,
     ) -> Result<ToolResult, McpError> {
         // No network transport applies; the log line says "http" only for want of a better
         // label in mcp-tool's enum.

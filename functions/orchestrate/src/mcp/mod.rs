@@ -28,6 +28,12 @@ pub use types::{Content, ToolInfo, ToolList, ToolResult};
 /// JSON arguments of one call: always an object.
 pub type Arguments = serde_json::Map<String, serde_json::Value>;
 
+/// The `_meta` key of a `tools/call` that carries its idempotency key
+/// (`{run_id}/{step_id}/{call_id}`).
+pub const IDEMPOTENCY_META: &str = "io.aixrun/idempotency-key";
+/// The gRPC metadata entry that carries it on `mcp.MCPService/CallTool`.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
 /// One MCP server, whatever carries its messages.
 #[async_trait::async_trait]
 pub trait McpServer: Send + Sync {
@@ -39,11 +45,15 @@ pub trait McpServer: Send + Sync {
     async fn list_tools(&self) -> Result<ToolList, McpError>;
 
     /// Calls `tool` with `arguments`, giving up after `timeout`. Dropping the future cancels
-    /// the call on the server.
+    /// the call on the server. `idempotency_key` names the call across retries of a run (a
+    /// resumed run makes a call that was in flight at a crash again, with the same key): over
+    /// Streamable HTTP it travels in `params._meta` as [`IDEMPOTENCY_META`], over gRPC as the
+    /// [`IDEMPOTENCY_HEADER`] metadata entry.
     async fn call_tool(
         &self,
         tool: &str,
         arguments: Arguments,
         timeout: Duration,
+        idempotency_key: Option<&str>,
     ) -> Result<ToolResult, McpError>;
 }

@@ -70,6 +70,7 @@ impl Tools for GatedTools {
         _tool: &'a AgentTool,
         arguments: Map<String, Value>,
         _timeout: Duration,
+        _key: &'a str,
     ) -> BoxFuture<'a, ToolReply> {
         Box::pin(async move {
             let text = arguments["text"].as_str().unwrap_or_default().to_owned();

@@ -38,6 +38,7 @@ impl Tools for EchoTools {
         _tool: &'a AgentTool,
         arguments: Map<String, Value>,
         _timeout: Duration,
+        _key: &'a str,
     ) -> BoxFuture<'a, ToolReply> {
         Box::pin(async move {
             ToolReply {

@@ -39,6 +39,7 @@ impl Tools for CountingTools {
         tool: &'a AgentTool,
         arguments: Map<String, Value>,
         _timeout: Duration,
+        _key: &'a str,
     ) -> BoxFuture<'a, ToolReply> {
         *self.0.lock().unwrap().entry(tool.name.clone()).or_default() += 1;
         Box::pin(async move {

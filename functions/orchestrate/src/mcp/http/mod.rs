@@ -292,7 +292,12 @@ impl HttpServer {
         ))
     }
 
-    async fn call(&self, tool: &str, arguments: Arguments) -> Result<ToolResult, McpError> {
+    async fn call(
+        &self,
+        tool: &str,
+        arguments: Arguments,
+        idempotency_key: Option<&str>,
+    ) -> Result<ToolResult, McpError> {
         use aixrun::telemetry::spans;
         let span = spans::mcp_tools_call(spans::Side::Client, tool, "http");
         span.record("server.address", self.host.as_str());
@@ -300,7 +305,13 @@ impl HttpServer {
         let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
         // The trace travels in `params._meta` (MCP's convention), and the transport copies it
         // into the POST's headers (see `client.rs`): rmcp sends from its own task.
-        let meta = spans::meta_of(&span);
+        let mut meta = spans::meta_of(&span);
+        if let Some(key) = idempotency_key {
+            meta.insert(
+                super::IDEMPOTENCY_META.to_owned(),
+                Value::String(key.to_owned()),
+            );
+        }
         if !meta.is_empty() {
             params.meta = Some(request_meta(meta));
         }
@@ -344,9 +355,10 @@ impl McpServer for HttpServer {
         tool: &str,
         arguments: Arguments,
         timeout: Duration,
+        idempotency_key: Option<&str>,
     ) -> Result<ToolResult, McpError> {
         // Dropping the inner future on timeout is the same cancel as the caller dropping ours.
-        tokio::time::timeout(timeout, self.call(tool, arguments))
+        tokio::time::timeout(timeout, self.call(tool, arguments, idempotency_key))
             .await
             .map_err(|_| self.timed_out(timeout))?
     }

@@ -283,11 +283,17 @@ async fn one_call(
             let left = step.meter.remaining();
             let timeout = tool.timeout.min(left);
             let span = aixrun::telemetry::spans::execute_tool(&call.name, &call.id, "function");
+            let idempotency_key = format!(
+                "{}/{}/{}",
+                step.run.recorder.run_id(),
+                step.place.id,
+                call.id
+            );
             let mut reply = step
                 .run
                 .engine
                 .tools
-                .call(tool, args, timeout)
+                .call(tool, args, timeout, &idempotency_key)
                 .instrument(span.clone())
                 .await;
             // A call bounded by the run's time can time out a moment before the run's own
