@@ -28,7 +28,7 @@ pub use value::{Document, Fields, Value};
 pub use write::{CommitResult, Precondition, Write};
 
 pub use super::rest::{ApiError as Error, ErrorKind};
-use super::rest::{GoogleError, Preconditions, RestClient, classify};
+use super::rest::{Exchange, GoogleError, Preconditions, RestClient, classify};
 use crate::config::Env;
 use crate::outbound::Method;
 
@@ -150,15 +150,15 @@ impl Firestore {
         let url = self.rest.url(&self.name_of(path), None, &[]);
         let answer = self
             .rest
-            .send::<()>(
-                "get",
-                path,
-                Method::GET,
+            .send::<()>(Exchange {
+                op: "get",
+                target: path,
+                method: Method::GET,
                 url,
-                None,
-                DOCUMENT_BYTES,
-                Preconditions::None,
-            )
+                body: None,
+                max_bytes: DOCUMENT_BYTES,
+                preconditions: Preconditions::None,
+            })
             .await;
         match answer {
             Ok(body) => self.decode("get", path, &body).map(Some),
@@ -183,15 +183,15 @@ impl Firestore {
         let body = serde_json::json!({ "fields": fields });
         let answer = self
             .rest
-            .send(
-                "create",
-                &path,
-                Method::POST,
+            .send(Exchange {
+                op: "create",
+                target: &path,
+                method: Method::POST,
                 url,
-                Some(&body),
-                DOCUMENT_BYTES,
-                Preconditions::Possible,
-            )
+                body: Some(&body),
+                max_bytes: DOCUMENT_BYTES,
+                preconditions: Preconditions::Possible,
+            })
             .await?;
         self.decode("create", &path, &answer)
     }
@@ -226,15 +226,15 @@ impl Firestore {
         let url = self.rest.url(&self.documents, Some("commit"), &[]);
         let answer = self
             .rest
-            .send(
-                "commit",
-                &target,
-                Method::POST,
+            .send(Exchange {
+                op: "commit",
+                target: &target,
+                method: Method::POST,
                 url,
-                Some(&body),
-                DOCUMENT_BYTES,
-                Preconditions::Possible,
-            )
+                body: Some(&body),
+                max_bytes: DOCUMENT_BYTES,
+                preconditions: Preconditions::Possible,
+            })
             .await?;
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -273,15 +273,15 @@ impl Firestore {
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let url = self.rest.url(&self.name_of(path), None, &pairs);
         self.rest
-            .send::<()>(
-                "delete",
-                path,
-                Method::DELETE,
+            .send::<()>(Exchange {
+                op: "delete",
+                target: path,
+                method: Method::DELETE,
                 url,
-                None,
-                DOCUMENT_BYTES,
-                Preconditions::Possible,
-            )
+                body: None,
+                max_bytes: DOCUMENT_BYTES,
+                preconditions: Preconditions::Possible,
+            })
             .await?;
         Ok(())
     }
@@ -301,15 +301,15 @@ impl Firestore {
         let url = self.rest.url(&name, Some("runQuery"), &[]);
         let answer = self
             .rest
-            .send(
-                "runQuery",
-                &target,
-                Method::POST,
+            .send(Exchange {
+                op: "runQuery",
+                target: &target,
+                method: Method::POST,
                 url,
-                Some(&query.wire()),
-                QUERY_BYTES,
-                Preconditions::None,
-            )
+                body: Some(&query.wire()),
+                max_bytes: QUERY_BYTES,
+                preconditions: Preconditions::None,
+            })
             .await?;
         // A JSON array of results; entries with only `readTime` (no match, or the end) carry
         // no document, and an error after some results comes as an entry of its own.
@@ -423,7 +423,7 @@ impl Firestore {
         });
         let why = if let Some(bad) = bad {
             format!("{bad:?} is not a Firestore id (empty, `.`, `..` and `__x__` are not allowed)")
-        } else if (segments.len() % 2 == 0) != (kind == Kind::Document) {
+        } else if segments.len().is_multiple_of(2) != (kind == Kind::Document) {
             match kind {
                 Kind::Document => "a document path has an even number of segments (runs/r1)",
                 Kind::Collection => {

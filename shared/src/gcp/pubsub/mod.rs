@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use push::{PushError, PushMessage};
 
 pub use super::rest::{ApiError as Error, ErrorKind};
-use super::rest::{Preconditions, RestClient};
+use super::rest::{Exchange, Preconditions, RestClient};
 use crate::config::Env;
 use crate::outbound::Method;
 
@@ -131,15 +131,15 @@ impl PubSub {
         let url = self.rest.url(&name, Some("publish"), &[]);
         let answer = self
             .rest
-            .send(
-                "publish",
-                &name,
-                Method::POST,
+            .send(Exchange {
+                op: "publish",
+                target: &name,
+                method: Method::POST,
                 url,
-                Some(&body),
-                ANSWER_BYTES,
-                Preconditions::None,
-            )
+                body: Some(&body),
+                max_bytes: ANSWER_BYTES,
+                preconditions: Preconditions::None,
+            })
             .await
             .map_err(|e| match e.kind() {
                 ErrorKind::NotFound => self.rest.error(

@@ -28,6 +28,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The most of an error answer read to find Google's message in it.
 const ERROR_BYTES: usize = 64 * 1024;
 
+/// One request to send: `op` and `target` name it in messages (`commit`, `runs/r1`).
+pub(crate) struct Exchange<'a, B: ?Sized> {
+    pub(crate) op: &'static str,
+    pub(crate) target: &'a str,
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) body: Option<&'a B>,
+    /// The largest answer read.
+    pub(crate) max_bytes: usize,
+    /// Whether a `FAILED_PRECONDITION` is a conflict here (writes) or not (queries).
+    pub(crate) preconditions: Preconditions,
+}
+
 /// How requests are authorised.
 #[derive(Debug)]
 enum Auth {
@@ -146,18 +159,20 @@ impl RestClient {
     }
 
     /// One request within the client's timeout, with the token (fetched again once if the
-    /// service refuses it); the whole answer on a 2xx, else the error in its class. `target`
-    /// names the resource in messages; `max_bytes` caps the answer.
+    /// service refuses it); the whole answer on a 2xx, else the error in its class.
     pub(crate) async fn send<B: Serialize + ?Sized>(
         &self,
-        op: &'static str,
-        target: &str,
-        method: Method,
-        url: Url,
-        body: Option<&B>,
-        max_bytes: usize,
-        preconditions: Preconditions,
+        exchange: Exchange<'_, B>,
     ) -> Result<Body, ApiError> {
+        let Exchange {
+            op,
+            target,
+            method,
+            url,
+            body,
+            max_bytes,
+            preconditions,
+        } = exchange;
         let call = Call::new(self.timeout, max_bytes).connect_timeout(CONNECT_TIMEOUT);
         let mut refreshed = false;
         loop {
