@@ -123,6 +123,8 @@ async fn token_from(
 /// Concurrent callers wait for the one fetch in progress instead of each starting their own.
 pub(crate) struct AccessTokens {
     metadata_base: String,
+    /// Decided once, when the client is made: whether ADC means the metadata server.
+    metadata: bool,
     cached: Mutex<Option<(String, Instant)>>,
     credentials: Mutex<Option<google_cloud_auth::credentials::AccessTokenCredentials>>,
 }
@@ -136,8 +138,15 @@ impl std::fmt::Debug for AccessTokens {
 impl AccessTokens {
     /// Tokens from ADC, the metadata server at `metadata_base` (`http://HOST`) on Google Cloud.
     pub(crate) fn new(metadata_base: &str) -> Self {
+        Self::with_source(metadata_base, adc_is_metadata_server())
+    }
+
+    /// Tokens from the metadata server at `metadata_base` (`metadata`), or from
+    /// google-cloud-auth's other ADC sources.
+    pub(crate) fn with_source(metadata_base: &str, metadata: bool) -> Self {
         Self {
             metadata_base: metadata_base.to_owned(),
+            metadata,
             cached: Mutex::new(None),
             credentials: Mutex::new(None),
         }
@@ -151,7 +160,7 @@ impl AccessTokens {
         {
             return Ok(token.clone());
         }
-        let token = if adc_is_metadata_server() {
+        let token = if self.metadata {
             from_metadata(&self.metadata_base, timeout)
                 .await
                 .map_err(|why| format!("no access token ({why}); {HINT}"))?

@@ -4,6 +4,8 @@
 //! trips, and errors in classes ([`ApiError`]).
 
 mod error;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,13 +101,17 @@ impl RestClient {
                 (url, Auth::Google(AccessTokens::new(&metadata)))
             }
         };
-        Ok(Self {
+        Ok(Self::new(service, base, auth, timeout))
+    }
+
+    fn new(service: &'static str, base: Url, auth: Auth, timeout: Duration) -> Self {
+        Self {
             service,
             base,
             auth: Arc::new(auth),
             round_trips: Arc::new(AtomicU64::new(0)),
             timeout,
-        })
+        }
     }
 
     pub(crate) fn is_emulator(&self) -> bool {
