@@ -20,7 +20,6 @@ mod tests;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use serde::Deserialize;
 
 use crate::StartupError;
 use crate::config::{ConfigError, Env};
@@ -40,7 +39,6 @@ pub const DEFAULT_ENDPOINT: &str = "https://secretmanager.googleapis.com";
 pub const DEFAULT_SECRET_TIMEOUT: Duration = Duration::from_secs(10);
 /// The project id from the metadata server.
 const PROJECT_TIMEOUT: Duration = Duration::from_secs(3);
-const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 use access::fetch_one;
 use reference::SCHEME;
@@ -211,79 +209,12 @@ async fn fetch_all(
     Ok(resolved)
 }
 
-/// An access token for Secret Manager from Application Default Credentials. When ADC would
-/// fall back to the metadata server (no `GOOGLE_APPLICATION_CREDENTIALS`, no gcloud
-/// credentials file: on Google Cloud), the token is read from it directly over the outbound
-/// client the secrets are fetched with: one client and one round trip to a local server,
-/// instead of google-cloud-auth building its own client first (about 12 ms of TLS set-up
-/// before its first request). Otherwise google-cloud-auth reads the key file or user
-/// credentials.
+/// An access token for Secret Manager from Application Default Credentials
+/// ([`super::token::from_adc`]).
 async fn access_token(metadata_base: &str, timeout: Duration) -> Result<String, String> {
-    let hint = "on Google Cloud the metadata server provides one; elsewhere run \
-                `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS";
-    if adc_is_metadata_server() {
-        return token_from_metadata(metadata_base, timeout)
-            .await
-            .map_err(|why| format!("no access token ({why}); {hint}"));
-    }
-    let credentials = google_cloud_auth::credentials::Builder::default()
-        .with_scopes([CLOUD_PLATFORM])
-        .build_access_token_credentials()
-        .map_err(|e| format!("no Google credentials ({e}); {hint}"))?;
-    let token = tokio::time::timeout(timeout, credentials.access_token())
+    super::token::from_adc(metadata_base, timeout)
         .await
-        .map_err(|_| format!("no access token within {timeout:?}; {hint}"))?
-        .map_err(|e| format!("no access token ({e}); {hint}"))?;
-    Ok(token.token)
-}
-
-/// Whether Application Default Credentials come from the metadata server, by ADC's own rules
-/// (AIP-4110, as google-cloud-auth applies them): no `GOOGLE_APPLICATION_CREDENTIALS` and no
-/// gcloud file at `$HOME/.config/gcloud/application_default_credentials.json`.
-fn adc_is_metadata_server() -> bool {
-    if std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").is_some() {
-        return false;
-    }
-    std::env::var_os("HOME").is_none_or(|home| {
-        !std::path::Path::new(&home)
-            .join(".config/gcloud/application_default_credentials.json")
-            .exists()
-    })
-}
-
-/// `instance/service-accounts/default/token` (`{"access_token", "expires_in",
-/// "token_type"}`), retried on connection errors and 5xx while `timeout` allows: GKE's
-/// metadata server can take a moment to answer at pod start.
-async fn token_from_metadata(base: &str, timeout: Duration) -> Result<String, String> {
-    #[derive(Deserialize)]
-    struct Token {
-        access_token: String,
-    }
-    let path = format!("instance/service-accounts/default/token?scopes={CLOUD_PLATFORM}");
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut attempt = 1;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let outcome = super::metadata::get(base, &path, PROJECT_TIMEOUT.min(left)).await;
-        let retry = match &outcome {
-            Ok(_) => false,
-            Err(super::metadata::MetadataError::Unreachable(_)) => true,
-            Err(super::metadata::MetadataError::Status { status, .. }) => *status >= 500,
-            Err(_) => false,
-        };
-        let wait = Duration::from_millis(50 << attempt.min(5));
-        if !retry
-            || attempt >= 4
-            || wait >= deadline.saturating_duration_since(tokio::time::Instant::now())
-        {
-            let body = outcome.map_err(|e| e.to_string())?;
-            let token: Token = serde_json::from_str(&body)
-                .map_err(|_| "the metadata server's token answer is not JSON".to_owned())?;
-            return Ok(token.access_token);
-        }
-        tokio::time::sleep(wait).await;
-        attempt += 1;
-    }
+        .map(|t| t.token)
 }
 
 async fn project_from_metadata(base: &str) -> Result<String, String> {
