@@ -65,13 +65,16 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
     });
     let store_config = store::StoreConfig::from_env(app.env())?;
     let store = store::open(&store_config, app.env()).await?;
-    let service = Arc::new(service::RunService::new(
+    let mut service = service::RunService::new(
         engine,
         store,
         app.tasks(),
         app.shutdown(),
         store_config.lease_ttl,
-    ));
+    );
+    service.queue = service::queue::PubSubQueue::from_env(app.env())
+        .map(|q| Arc::new(q) as Arc<dyn service::Queue>);
+    let service = Arc::new(service);
     let api = api::Api { service, models };
     // Runs stream for minutes: the route's limit is the platform's request deadline, which
     // the engine answers before; bodies are small.

@@ -19,6 +19,9 @@ use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use aixrun::gcp::pubsub::PushMessage;
+use tracing::Instrument as _;
+
 use super::{Api, HEARTBEAT, Refusal, bad, refused, sse_event};
 use crate::run::{Envelope, Event, RunResult};
 use crate::service::{OnDisconnect, RunRequest, RunService};
@@ -28,6 +31,7 @@ use crate::store::{RunFilter, RunRecord, RunStatus};
 pub(super) fn router() -> Router<Api> {
     Router::new()
         .route("/v1/runs", post(submit).get(list))
+        .route("/v1/runs:execute", post(execute))
         .route("/v1/runs/{id}", get(get_run).post(action))
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
@@ -83,8 +87,10 @@ async fn submit(
     }
     let wait_until = deadline.map(|d| d.0.0);
     let (record, new) = service.submit(&request, key.as_deref(), wait_until).await?;
-    if new {
-        service.dispatch(&record.run_id);
+    // A run the same key made before that never got queued (the queue was down) is queued
+    // now.
+    if new || record.status == RunStatus::Submitted && record.lease.is_none() {
+        service.dispatch(&record.run_id).await?;
     }
     let mut response = (
         StatusCode::ACCEPTED,
@@ -95,6 +101,62 @@ async fn submit(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// `POST /v1/runs:execute`: a Pub/Sub push naming a run, which executes inside this request.
+/// The answer follows Pub/Sub's rules: 2xx acknowledges (the run ended, was suspended and
+/// published again, runs elsewhere, or the message can never succeed: logged and dropped);
+/// 503 asks for the message again (the store or the queue is down).
+async fn execute(
+    State(api): State<Api>,
+    deadline: Option<axum::Extension<Deadline>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let drop_it = |why: String| {
+        tracing::warn!(
+            reason = why.as_str(),
+            "push acknowledged and dropped: {why}"
+        );
+        StatusCode::NO_CONTENT.into_response()
+    };
+    let message = match PushMessage::parse(&headers, &body) {
+        Ok(message) => message,
+        Err(e) => return drop_it(e.to_string()),
+    };
+    let from_data = serde_json::from_slice::<Value>(&message.data)
+        .ok()
+        .and_then(|v| v.get("run_id").and_then(Value::as_str).map(str::to_owned));
+    let Some(run_id) = from_data.or_else(|| message.attribute("run_id").map(str::to_owned)) else {
+        return drop_it(format!(
+            "message {} names no run (data {{\"run_id\"}} or a run_id attribute)",
+            message.message_id
+        ));
+    };
+    let span = tracing::info_span!(
+        "delivery",
+        run_id = run_id.as_str(),
+        message_id = message.message_id.as_str(),
+        attempt = message.delivery_attempt
+    );
+    let outcome = api
+        .service
+        .deliver(&run_id, deadline.map(|d| d.0.0))
+        .instrument(span)
+        .await;
+    match outcome {
+        Ok(executed) => {
+            tracing::info!(
+                run_id,
+                message_id = message.message_id,
+                ?executed,
+                "delivery done"
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) if e.kind == ErrorKind::Unavailable => e.into_response(),
+        Err(e) => drop_it(format!("run {run_id}: {}", e.message)),
+    }
 }
 
 async fn get_run(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -187,7 +249,7 @@ async fn action(
                 .service
                 .resume(id, &verdicts.approve, &verdicts.deny, verdicts.message)
                 .await?;
-            api.service.dispatch(id);
+            api.service.dispatch(id).await?;
             Ok(axum::Json(record_json(&record)).into_response())
         }
         other => Err(ApiError::new(
@@ -284,7 +346,13 @@ pub(super) async fn attached(
             });
         }
     };
-    service.dispatch(&record.run_id);
+    if let Err(error) = service.dispatch(&record.run_id).await {
+        return refused(Refusal {
+            error,
+            stream,
+            workflow: request.workflow.clone(),
+        });
+    }
     let mut guard = CancelOnDrop {
         service: service.clone(),
         run_id: record.run_id.clone(),

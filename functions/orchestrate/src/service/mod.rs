@@ -5,6 +5,7 @@
 //! any instance through the store, cancelled from any instance, resumed after a crash from its
 //! journal, and continued as the next turn of its session.
 
+pub mod queue;
 pub mod request;
 pub mod session;
 
@@ -57,8 +58,17 @@ pub struct RunService {
     pub lease_ttl: Duration,
     /// How many session turns a model sees.
     pub max_turns: usize,
+    /// Where background runs are queued (`RUNS_TOPIC`); `None`: this instance's tracker.
+    pub queue: Option<Arc<dyn Queue>>,
     /// The runs this instance executes now, by id.
     running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// A queue of runs to execute: each message names a run, and its delivery executes it.
+#[async_trait::async_trait]
+pub trait Queue: Send + Sync {
+    /// Queues run `id` (a new run, a resumed one, or a continuation).
+    async fn publish(&self, id: &str) -> Result<(), String>;
 }
 
 /// How an execution ended.
@@ -102,6 +112,7 @@ impl RunService {
             instance: format!("i-{}", &crate::run::run_id()[..12]),
             lease_ttl,
             max_turns: DEFAULT_MAX_TURNS,
+            queue: None,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -190,9 +201,20 @@ impl RunService {
         }
     }
 
-    /// Executes run `id` in this instance's task tracker (local work, or an instance that
-    /// keeps its CPU between requests).
-    pub fn dispatch(self: &Arc<Self>, id: &str) {
+    /// Has run `id` executed: published to the run queue when there is one (a push delivery
+    /// then executes it inside its own request, as request-based billing requires), else in
+    /// this instance's task tracker (local work, or an instance that keeps its CPU between
+    /// requests). Returns once the run is queued: a 503 when the queue is down.
+    pub async fn dispatch(self: &Arc<Self>, id: &str) -> Result<(), ApiError> {
+        if let Some(queue) = &self.queue {
+            return queue.publish(id).await.map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    format!("the run queue is unavailable: {e}"),
+                )
+                .retry_after(5)
+            });
+        }
         let service = Arc::clone(self);
         let id = id.to_owned();
         self.tasks.spawn(async move {
@@ -200,6 +222,7 @@ impl RunService {
                 tracing::error!(run_id = id, "the run could not execute: {}", e.message);
             }
         });
+        Ok(())
     }
 
     /// Executes run `id` under a lease until it ends or, when `suspend_at` comes (the
@@ -253,6 +276,26 @@ impl RunService {
             .end_attempt(id, &self.instance, status, spent)
             .await
             .map_err(|e| unavailable(&e))?;
+        Ok(executed)
+    }
+
+    /// Executes run `id` for a queue delivery whose request ends at `deadline`: a run that
+    /// must stop before it (or at SIGTERM) is suspended at a checkpoint and published again,
+    /// so that the next delivery, on any instance, goes on from there.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Executed, ApiError> {
+        // Stop early enough to save and publish before the platform's deadline.
+        let suspend_at = deadline.map(|at| {
+            let left = at.saturating_duration_since(Instant::now());
+            at - (left / 10).min(Duration::from_secs(10))
+        });
+        let executed = self.execute(id, suspend_at).await?;
+        if executed == Executed::Suspended {
+            self.dispatch(id).await?;
+        }
         Ok(executed)
     }
 

@@ -134,7 +134,7 @@ async fn an_approved_call_is_made_once_and_a_denied_one_reaches_the_model_as_an_
             .await
             .unwrap();
         assert!(new);
-        service.dispatch(&run.run_id);
+        service.dispatch(&run.run_id).await.unwrap();
         let paused = until(&service, &run.run_id, |s| s == RunStatus::InputRequired).await;
         let pending = paused.result.unwrap().pending;
         assert_eq!(pending.len(), 1);
@@ -155,7 +155,7 @@ async fn an_approved_call_is_made_once_and_a_denied_one_reaches_the_model_as_an_
             .resume(&run.run_id, &approve, &deny, Some("not today".into()))
             .await
             .unwrap();
-        service.dispatch(&run.run_id);
+        service.dispatch(&run.run_id).await.unwrap();
         let done = until(&service, &run.run_id, RunStatus::is_final).await;
         let events = service.store.events(&run.run_id, None, 100).await.unwrap();
         assert_eq!(
@@ -202,7 +202,7 @@ async fn a_paused_run_past_its_approval_timeout_is_cancelled() {
         .submit(&request(&service, json!({"input": "delete x"})), None, None)
         .await
         .unwrap();
-    service.dispatch(&run.run_id);
+    service.dispatch(&run.run_id).await.unwrap();
     until(&service, &run.run_id, |s| s == RunStatus::InputRequired).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let record = service.get(&run.run_id).await.unwrap();
@@ -232,13 +232,13 @@ async fn a_session_remembers_its_turns_and_takes_one_run_at_a_time() {
         .unwrap_err();
     assert_eq!(busy.kind, ErrorKind::Conflict);
     assert!(busy.message.contains(&first.run_id));
-    service.dispatch(&first.run_id);
+    service.dispatch(&first.run_id).await.unwrap();
     until(&service, &first.run_id, RunStatus::is_final).await;
     let (second, _) = service
         .submit(&request(&service, turn("what did I say?")), None, None)
         .await
         .unwrap();
-    service.dispatch(&second.run_id);
+    service.dispatch(&second.run_id).await.unwrap();
     let done = until(&service, &second.run_id, RunStatus::is_final).await;
     assert_eq!(done.result.unwrap().output, "you said 42");
     let session = service.session("s1").await.unwrap().unwrap();
