@@ -132,133 +132,141 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
         .expect("the listener runs")
 }
 
-#[tokio::test]
+#[test]
 #[ignore = "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\""]
-async fn a_published_message_is_pushed_wrapped_and_unwrapped() {
-    let pubsub = PubSub::from_env(&emulator::env()).await.unwrap();
-    assert!(pubsub.is_emulator());
-    let project = pubsub.project().to_owned();
-    let (base, mut rx) = listen().await;
-    let endpoints = [
-        ("wrapped", format!("{base}/wrapped"), false),
-        ("raw", format!("{base}/raw"), true),
-    ];
-    let (topic, subscriptions) = topic_with_pushes(&project, &endpoints).await;
+fn a_published_message_is_pushed_wrapped_and_unwrapped() {
+    emulator::block_on(async {
+        let pubsub = PubSub::from_env(&emulator::env()).await.unwrap();
+        assert!(pubsub.is_emulator());
+        let project = pubsub.project().to_owned();
+        let (base, mut rx) = listen().await;
+        let endpoints = [
+            ("wrapped", format!("{base}/wrapped"), false),
+            ("raw", format!("{base}/raw"), true),
+        ];
+        let (topic, subscriptions) = topic_with_pushes(&project, &endpoints).await;
 
-    let data = br#"{"run_id":"r1","spec":{"input":"hi"}}"#;
-    let before = pubsub.round_trips();
-    let id = pubsub
-        .publish(&topic, data, &[("run_id", "r1"), ("Kind", "start")])
-        .await
-        .expect("published");
-    assert_eq!(
-        pubsub.round_trips() - before,
-        1,
-        "a publish is one round trip"
-    );
-    assert!(!id.is_empty());
+        let data = br#"{"run_id":"r1","spec":{"input":"hi"}}"#;
+        let before = pubsub.round_trips();
+        let id = pubsub
+            .publish(&topic, data, &[("run_id", "r1"), ("Kind", "start")])
+            .await
+            .expect("published");
+        assert_eq!(
+            pubsub.round_trips() - before,
+            1,
+            "a publish is one round trip"
+        );
+        assert!(!id.is_empty());
 
-    let mut got = [next(&mut rx).await, next(&mut rx).await];
-    got.sort_by(|a, b| a.0.cmp(&b.0));
-    let (raw_path, raw) = &got[0];
-    let (wrapped_path, wrapped) = &got[1];
-    assert_eq!(
-        (raw_path.as_str(), wrapped_path.as_str()),
-        ("/raw", "/wrapped")
-    );
+        let mut got = [next(&mut rx).await, next(&mut rx).await];
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let (raw_path, raw) = &got[0];
+        let (wrapped_path, wrapped) = &got[1];
+        assert_eq!(
+            (raw_path.as_str(), wrapped_path.as_str()),
+            ("/raw", "/wrapped")
+        );
 
-    let w = wrapped.as_ref().expect("a wrapped push parses");
-    assert!(w.wrapped);
-    assert_eq!(w.message_id, id);
-    assert_eq!(w.data, data);
-    assert_eq!(w.attribute("run_id"), Some("r1"));
-    assert_eq!(w.attributes.get("Kind").map(String::as_str), Some("start"));
-    assert_eq!(
-        w.subscription.as_deref(),
-        Some(format!("projects/{project}/subscriptions/{}", subscriptions[0]).as_str())
-    );
-    let published = w.publish_time.expect("a publish time");
-    let age = time::OffsetDateTime::now_utc() - published;
-    assert!(age < time::Duration::minutes(1), "{published}");
+        let w = wrapped.as_ref().expect("a wrapped push parses");
+        assert!(w.wrapped);
+        assert_eq!(w.message_id, id);
+        assert_eq!(w.data, data);
+        assert_eq!(w.attribute("run_id"), Some("r1"));
+        assert_eq!(w.attributes.get("Kind").map(String::as_str), Some("start"));
+        assert_eq!(
+            w.subscription.as_deref(),
+            Some(format!("projects/{project}/subscriptions/{}", subscriptions[0]).as_str())
+        );
+        let published = w.publish_time.expect("a publish time");
+        let age = time::OffsetDateTime::now_utc() - published;
+        assert!(age < time::Duration::minutes(1), "{published}");
 
-    let r = raw.as_ref().expect("an unwrapped push parses");
-    assert!(!r.wrapped);
-    assert_eq!(r.message_id, id);
-    assert_eq!(r.data, data);
-    assert_eq!(r.attribute("run_id"), Some("r1"));
-    assert_eq!(
-        r.attribute("Kind"),
-        Some("start"),
-        "header names arrive in lowercase"
-    );
-    assert_eq!(r.publish_time, w.publish_time);
+        let r = raw.as_ref().expect("an unwrapped push parses");
+        assert!(!r.wrapped);
+        assert_eq!(r.message_id, id);
+        assert_eq!(r.data, data);
+        assert_eq!(r.attribute("run_id"), Some("r1"));
+        assert_eq!(
+            r.attribute("Kind"),
+            Some("start"),
+            "header names arrive in lowercase"
+        );
+        assert_eq!(r.publish_time, w.publish_time);
 
-    clean_up(&project, &topic, &subscriptions).await;
+        clean_up(&project, &topic, &subscriptions).await;
+    })
 }
 
-#[tokio::test]
+#[test]
 #[ignore = "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\""]
-async fn a_refused_push_comes_again_with_the_same_message_id() {
-    let pubsub = PubSub::from_env(&emulator::env()).await.unwrap();
-    let project = pubsub.project().to_owned();
-    let (base, mut rx) = listen().await;
-    let endpoints = [("retry", format!("{base}/refuse-once"), false)];
-    let (topic, subscriptions) = topic_with_pushes(&project, &endpoints).await;
-    let id = pubsub.publish(&topic, b"work", &[]).await.unwrap();
-    let started = Instant::now();
-    let (first_path, first) = next(&mut rx).await;
-    let (second_path, second) = next(&mut rx).await;
-    assert_eq!(first_path, "/refuse-once (refused)");
-    assert_eq!(second_path, "/refuse-once");
-    assert_eq!(first.unwrap().message_id, id);
-    assert_eq!(second.unwrap().message_id, id, "the key to deduplicate on");
-    eprintln!("redelivered after {:?}", started.elapsed());
-    clean_up(&project, &topic, &subscriptions).await;
+fn a_refused_push_comes_again_with_the_same_message_id() {
+    emulator::block_on(async {
+        let pubsub = PubSub::from_env(&emulator::env()).await.unwrap();
+        let project = pubsub.project().to_owned();
+        let (base, mut rx) = listen().await;
+        let endpoints = [("retry", format!("{base}/refuse-once"), false)];
+        let (topic, subscriptions) = topic_with_pushes(&project, &endpoints).await;
+        let id = pubsub.publish(&topic, b"work", &[]).await.unwrap();
+        let started = Instant::now();
+        let (first_path, first) = next(&mut rx).await;
+        let (second_path, second) = next(&mut rx).await;
+        assert_eq!(first_path, "/refuse-once (refused)");
+        assert_eq!(second_path, "/refuse-once");
+        assert_eq!(first.unwrap().message_id, id);
+        assert_eq!(second.unwrap().message_id, id, "the key to deduplicate on");
+        eprintln!("redelivered after {:?}", started.elapsed());
+        clean_up(&project, &topic, &subscriptions).await;
+    })
 }
 
-#[tokio::test]
+#[test]
 #[ignore = "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\""]
-async fn malformed_pushes_are_parse_errors_to_ack_and_log() {
-    emulator::env();
-    let (base, mut rx) = listen().await;
-    // Sent as a push would be, over HTTP to the listener.
-    let bodies = [
-        serde_json::json!("not a push"),
-        serde_json::json!({"subscription": "projects/p/subscriptions/s"}),
-        serde_json::json!({"message": {"data": "aGk="}}),
-        serde_json::json!({"message": {"messageId": "1", "data": "***"}}),
-    ];
-    for body in bodies {
-        let call = Call::new(Duration::from_secs(5), 1024);
-        let url = Url::parse(&format!("{base}/wrapped")).unwrap();
-        let request = Request::post(url).json(&body);
-        let response = request.send(&call).await.unwrap();
-        assert_eq!(response.status().as_u16(), 204, "acked");
-        let (_, parsed) = next(&mut rx).await;
-        let e = parsed.unwrap_err();
-        assert!(e.to_string().starts_with("malformed Pub/Sub push"), "{e}");
-    }
+fn malformed_pushes_are_parse_errors_to_ack_and_log() {
+    emulator::block_on(async {
+        emulator::env();
+        let (base, mut rx) = listen().await;
+        // Sent as a push would be, over HTTP to the listener.
+        let bodies = [
+            serde_json::json!("not a push"),
+            serde_json::json!({"subscription": "projects/p/subscriptions/s"}),
+            serde_json::json!({"message": {"data": "aGk="}}),
+            serde_json::json!({"message": {"messageId": "1", "data": "***"}}),
+        ];
+        for body in bodies {
+            let call = Call::new(Duration::from_secs(5), 1024);
+            let url = Url::parse(&format!("{base}/wrapped")).unwrap();
+            let request = Request::post(url).json(&body);
+            let response = request.send(&call).await.unwrap();
+            assert_eq!(response.status().as_u16(), 204, "acked");
+            let (_, parsed) = next(&mut rx).await;
+            let e = parsed.unwrap_err();
+            assert!(e.to_string().starts_with("malformed Pub/Sub push"), "{e}");
+        }
+    })
 }
 
-#[tokio::test]
+#[test]
 #[ignore = "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\""]
-async fn publishing_to_a_missing_topic_or_a_down_service_says_what_to_do() {
-    let pubsub = PubSub::from_env(&emulator::env()).await.unwrap();
-    let topic = emulator::unique("missing");
-    let e = pubsub.publish(&topic, b"x", &[]).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(e.to_string().contains("gcloud pubsub topics create"), "{e}");
+fn publishing_to_a_missing_topic_or_a_down_service_says_what_to_do() {
+    emulator::block_on(async {
+        let pubsub = PubSub::from_env(&emulator::env()).await.unwrap();
+        let topic = emulator::unique("missing");
+        let e = pubsub.publish(&topic, b"x", &[]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert!(e.to_string().contains("gcloud pubsub topics create"), "{e}");
 
-    let closed = emulator::closed_port();
-    let down = PubSub::from_env(&emulator::env_with(&[("PUBSUB_EMULATOR_HOST", &closed)]))
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let e = down.publish("runs", b"x", &[]).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1));
-    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
-    assert!(
-        e.to_string().starts_with("Pub/Sub publish projects/"),
-        "{e}"
-    );
+        let closed = emulator::closed_port();
+        let down = PubSub::from_env(&emulator::env_with(&[("PUBSUB_EMULATOR_HOST", &closed)]))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let e = down.publish("runs", b"x", &[]).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(
+            e.to_string().starts_with("Pub/Sub publish projects/"),
+            "{e}"
+        );
+    })
 }

@@ -180,7 +180,13 @@ impl Firestore {
         let url = self
             .rest
             .url(&self.name_of(collection), None, &[("documentId", id)]);
-        let body = serde_json::json!({ "fields": fields });
+        // Serialised straight from the fields: a document may be near 1 MiB, not worth a copy
+        // as a JSON tree first.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            fields: &'a Fields,
+        }
+        let body = Body { fields: &fields };
         let answer = self
             .rest
             .send(Exchange {
@@ -220,9 +226,13 @@ impl Firestore {
         for w in writes {
             self.check(w.path(), "commit", Kind::Document)?;
         }
-        let body = serde_json::json!({
-            "writes": writes.iter().map(|w| w.wire(&self.documents)).collect::<Vec<_>>()
-        });
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            writes: Vec<write::WireWrite<'a>>,
+        }
+        let body = Body {
+            writes: writes.iter().map(|w| w.wire(&self.documents)).collect(),
+        };
         let url = self.rest.url(&self.documents, Some("commit"), &[]);
         let answer = self
             .rest
