@@ -554,6 +554,8 @@ fn read_by(function: &str) -> BTreeSet<String> {
             "orchestrate" => vec![
                 "functions/orchestrate/src/config/mod.rs",
                 "functions/orchestrate/src/lib.rs",
+                "functions/orchestrate/src/store/config.rs",
+                "functions/orchestrate/src/service/queue.rs",
                 // Re-exported by orchestrate's config (`pub use aixrun::llm::config::{...}`).
                 "shared/src/llm/config.rs",
             ],
@@ -672,6 +674,14 @@ fn each_function_starts_with_what_its_manifests_set() {
                 }
                 orchestrate::config::parse(&path, &config, &env)
                     .unwrap_or_else(|e| panic!("{}: {e}", d.what()));
+                let store = orchestrate::store::StoreConfig::from_env(&env)
+                    .unwrap_or_else(|e| panic!("{}: {e}", d.what()));
+                assert_eq!(
+                    store.kind,
+                    orchestrate::store::StoreKind::Firestore,
+                    "{}: runs outlive instances on a deployment",
+                    d.what()
+                );
                 let model = d.plain("ORCHESTRATE_MODEL").unwrap_or("ollama:qwen3:0.6b");
                 if model.starts_with("ollama:") {
                     assert!(
