@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aixrun::error::{ApiError, ErrorKind};
 use aixrun::server::Deadline;
@@ -307,16 +308,17 @@ where
     response
 }
 
-/// Cancels a followed run when its caller leaves, unless the caller asked it to continue.
+/// Cancels a followed run when its caller leaves before its `run.finished`, unless the
+/// caller asked it to continue.
 struct CancelOnDrop {
     service: Arc<RunService>,
     run_id: String,
-    armed: bool,
+    armed: Arc<AtomicBool>,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if !self.armed {
+        if !self.armed.load(Ordering::Relaxed) {
             return;
         }
         let (service, id) = (self.service.clone(), self.run_id.clone());
@@ -353,12 +355,26 @@ pub(super) async fn attached(
             workflow: request.workflow.clone(),
         });
     }
-    let mut guard = CancelOnDrop {
+    let armed = Arc::new(AtomicBool::new(
+        request.on_disconnect != Some(OnDisconnect::Continue),
+    ));
+    let guard = CancelOnDrop {
         service: service.clone(),
         run_id: record.run_id.clone(),
-        armed: request.on_disconnect != Some(OnDisconnect::Continue),
+        armed: armed.clone(),
     };
-    let events = service.follow(&record.run_id, None);
+    // A run that reached its `run.finished` (ended, or paused for approval) is not cancelled
+    // when its caller then goes.
+    let disarm = armed.clone();
+    let events = service.follow(&record.run_id, None).inspect(move |item| {
+        if let Ok(Envelope {
+            event: Event::RunFinished(_),
+            ..
+        }) = item
+        {
+            disarm.store(false, Ordering::Relaxed);
+        }
+    });
     if stream {
         return sse(events, Some(guard));
     }
@@ -369,7 +385,7 @@ pub(super) async fn attached(
                 event: Event::RunFinished(summary),
                 ..
             }) => {
-                guard.armed = false;
+                drop(guard);
                 return axum::Json(RunResult {
                     run_id: record.run_id,
                     summary,
@@ -384,7 +400,8 @@ pub(super) async fn attached(
             }
         }
     }
-    guard.armed = false;
+    armed.store(false, Ordering::Relaxed);
+    drop(guard);
     match service.get(&record.run_id).await {
         Ok(record) => axum::Json(record_json(&record)).into_response(),
         Err(e) => e.into_response(),

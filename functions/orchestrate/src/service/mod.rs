@@ -265,10 +265,17 @@ impl RunService {
                 (done.status, Executed::Finished(Box::new(done)))
             }
             Err(e) => {
-                let _ = self
-                    .store
-                    .end_attempt(id, &self.instance, RunStatus::Suspended, spent)
-                    .await;
+                // A run that can never execute here (its workflow is gone) ends failed; one
+                // the store could not load waits for the next delivery.
+                if e.kind == ErrorKind::Unavailable {
+                    let _ = self
+                        .store
+                        .end_attempt(id, &self.instance, RunStatus::Suspended, spent)
+                        .await;
+                } else {
+                    self.finish_idle(id, Status::Failed, e.message.clone())
+                        .await?;
+                }
                 return Err(e);
             }
         };
