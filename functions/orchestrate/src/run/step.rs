@@ -212,14 +212,17 @@ pub(crate) fn run_step<'a>(
                     agent.model.as_ref().map(|m| m.model.clone()),
                     branch,
                 );
-                let started = Started {
-                    step_id: place.id.clone(),
+                let saved = async {
+                    if !run.journal.is_durable() {
+                        return Ok(());
+                    }
+                    let started = Started {
+                        step_id: place.id.clone(),
+                    };
+                    let key = journal::step_key(&path);
+                    run.journal.save(run.recorder, key, &started).await
                 };
-                if let Err(e) = run
-                    .journal
-                    .save(run.recorder, journal::step_key(&path), &started)
-                    .await
-                {
+                if let Err(e) = saved.await {
                     let error = format!("the run store failed: {e}");
                     run.recorder
                         .finish_step(&place, Status::Failed, None, Some(error.clone()));
@@ -263,7 +266,9 @@ pub(crate) fn run_step<'a>(
             }
         };
         run.recorder.finish_step(&step.place, status, output, error);
-        if let StepEnd::Done { output, routes } = &end {
+        if let StepEnd::Done { output, routes } = &end
+            && run.journal.is_durable()
+        {
             let usage = run
                 .recorder
                 .with_state(|s| s.step(&step.place.id).map(|r| r.summary.usage))

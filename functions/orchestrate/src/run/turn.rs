@@ -154,21 +154,23 @@ pub(crate) async fn model_turn_choosing(
                 if finish.reason == FinishReason::Length {
                     return Err(cut(step, cap));
                 }
-                let (input_tokens, output_tokens) = charge.charged;
-                let answered = Answered {
-                    text: turn.text.clone(),
-                    calls: turn.calls.iter().map(Into::into).collect(),
-                    input_tokens,
-                    output_tokens,
-                };
-                let recorder = step.run.recorder;
-                if let Err(e) = step
-                    .run
-                    .journal
-                    .save(recorder, turn.key.clone(), &answered)
-                    .await
-                {
-                    return Err(StepEnd::Failed(format!("the run store failed: {e}")));
+                if step.run.journal.is_durable() {
+                    let (input_tokens, output_tokens) = charge.charged;
+                    let answered = Answered {
+                        text: turn.text.clone(),
+                        calls: turn.calls.iter().map(Into::into).collect(),
+                        input_tokens,
+                        output_tokens,
+                    };
+                    let recorder = step.run.recorder;
+                    if let Err(e) = step
+                        .run
+                        .journal
+                        .save(recorder, turn.key.clone(), &answered)
+                        .await
+                    {
+                        return Err(StepEnd::Failed(format!("the run store failed: {e}")));
+                    }
                 }
                 return Ok(turn);
             }

@@ -317,10 +317,12 @@ async fn one_call(
         duration_ms: millis(started.elapsed()),
     });
     // Saved before the model reads it: a resumed run never makes this call again.
-    let recorder = step.run.recorder;
-    step.run
-        .journal
-        .save(recorder, key, &Replied::from(&reply))
-        .await?;
+    if step.run.journal.is_durable() {
+        let recorder = step.run.recorder;
+        step.run
+            .journal
+            .save(recorder, key, &Replied::from(&reply))
+            .await?;
+    }
     Ok(reply)
 }
