@@ -56,6 +56,11 @@ mod tests {
         for path in [
             "/v1/run",
             "/v1/workflows",
+            "/v1/runs",
+            "/v1/runs/{id}",
+            "/v1/runs/{id}:cancel",
+            "/v1/runs/{id}/events",
+            "/v1/sessions/{id}",
             "/openapi.json",
             "/ui",
             "/health",
