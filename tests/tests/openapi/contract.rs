@@ -97,7 +97,10 @@ impl Contract {
         if documented["content"].is_null() {
             // An answer documented without content (204) must have none.
             let body = response.bytes().await.unwrap();
-            assert!(media.is_empty() && body.is_empty(), "{what}: {media} {body:?}");
+            assert!(
+                media.is_empty() && body.is_empty(),
+                "{what}: {media} {body:?}"
+            );
             return (status, Value::Null, headers);
         }
         let content = &documented["content"][&media];
