@@ -33,7 +33,10 @@ pub(super) fn router() -> Router<Api> {
     Router::new()
         .route("/v1/runs", post(submit).get(list))
         .route("/v1/runs:execute", post(execute))
-        .route("/v1/runs/{id}", get(get_run).post(action))
+        .route(
+            "/v1/runs/{id}",
+            get(get_run).post(action).fallback(other_method),
+        )
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
 }
@@ -160,7 +163,48 @@ async fn execute(
     }
 }
 
-async fn get_run(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// The actions POSTed as `/v1/runs/{id}:ACTION`.
+const ACTIONS: [&str; 2] = ["cancel", "resume"];
+
+/// `/v1/runs/{id}` and `/v1/runs/{id}:ACTION` share one route: a method either does not
+/// serve answers 405 with the methods of the form asked (`Allow: GET,HEAD` for a run, `POST`
+/// for an action), not the route's union.
+fn wrong_method(method: &axum::http::Method, id: &str) -> Response {
+    let (allow, hint) = if id.contains(':') {
+        ("POST", "a run's actions are POSTed")
+    } else {
+        (
+            "GET,HEAD",
+            "a run is read with GET; its actions are POSTed as /v1/runs/{id}:cancel and \
+             /v1/runs/{id}:resume",
+        )
+    };
+    let mut response = ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{method} is not allowed on /v1/runs/{id}: {hint}"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+async fn other_method(method: axum::http::Method, Path(id): Path<String>) -> Response {
+    wrong_method(&method, &id)
+}
+
+async fn get_run(
+    method: axum::http::Method,
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if id
+        .rsplit_once(':')
+        .is_some_and(|(_, verb)| ACTIONS.contains(&verb))
+    {
+        return Ok(wrong_method(&method, &id));
+    }
     let record = api.service.get(&id).await?;
     Ok(axum::Json(record_json(&record)).into_response())
 }
@@ -225,15 +269,14 @@ struct Verdicts {
 }
 
 async fn action(
+    method: axum::http::Method,
     State(api): State<Api>,
     Path(id_action): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let Some((id, verb)) = id_action.rsplit_once(':') else {
-        return Err(ApiError::new(
-            ErrorKind::MethodNotAllowed,
-            "POST a run's action: /v1/runs/{id}:cancel or /v1/runs/{id}:resume",
-        ));
+        // A run is read with GET; only its actions are POSTed.
+        return Ok(wrong_method(&method, &id_action));
     };
     match verb {
         "cancel" => {
