@@ -376,6 +376,22 @@ pub(crate) async fn exercise(c: &mut Contract) {
         );
     }
 
+    // A run and its actions share a route, but each form allows only its own methods.
+    let http = clients::http1();
+    for (request, allow) in [
+        (http.post(app.url(&format!("/v1/runs/{id}"))), "GET,HEAD"),
+        (http.delete(app.url(&format!("/v1/runs/{id}"))), "GET,HEAD"),
+        (http.get(app.url(&format!("/v1/runs/{id}:cancel"))), "POST"),
+        (
+            http.delete(app.url(&format!("/v1/runs/{id}:cancel"))),
+            "POST",
+        ),
+    ] {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 405, "{}", r.url());
+        assert_eq!(r.headers()["allow"], allow, "{}", r.url());
+    }
+
     // Bad requests.
     let bad_submits = [
         json!({"input": "x", "workflow": "default", "stream": false}),
