@@ -59,6 +59,8 @@ mod tests {
             "/v1/runs",
             "/v1/runs/{id}",
             "/v1/runs/{id}:cancel",
+            "/v1/runs/{id}:resume",
+            "/v1/runs:execute",
             "/v1/runs/{id}/events",
             "/v1/sessions/{id}",
             "/openapi.json",
