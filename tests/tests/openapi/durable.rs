@@ -6,7 +6,9 @@
 //! turns (submitted, then `/v1/run` as JSON and as a stream) whose model sees the earlier
 //! turns, the list by session a page at a time, a cancel of an ended run (409) and of a running
 //! one (200, then `cancelled`), a busy session (409 from both doors and from its delete), the
-//! session read and deleted, `on_disconnect`, and the 400s and 404s.
+//! session read and deleted, `on_disconnect`, a tool call paused for approval and resumed
+//! (`:resume`), push deliveries (`:execute`), the 405s of the shared route, and the 400s and
+//! 404s.
 
 use std::time::Duration;
 
@@ -21,18 +23,29 @@ const RUN: &str = "/v1/runs/{id}";
 const EVENTS: &str = "/v1/runs/{id}/events";
 const CANCEL: &str = "/v1/runs/{id}:cancel";
 const SESSION: &str = "/v1/sessions/{id}";
+const RESUME: &str = "/v1/runs/{id}:resume";
+const EXECUTE: &str = "/v1/runs:execute";
 
 fn config(model_service: &str) -> String {
     format!(
-        "model_services:
+        "mcp_servers:
+  - {{name: tools, transport: local, tools: [echo]}}
+model_services:
 {model_service}agents:
   - name: solo
     role: react
     model: fake
     prompt: Answer briefly.
+  - name: careful
+    role: react
+    model: fake
+    prompt: Use the echo tool.
+    mcp_servers: [tools]
+    approval: {{tools: [echo]}}
 workflows:
   - {{name: default, agents: [solo]}}
   - {{name: other, agents: [solo]}}
+  - {{name: gated, agents: [careful]}}
 "
     )
 }
@@ -100,7 +113,15 @@ fn seqs(events: &Value) -> Vec<u64> {
 pub(crate) async fn exercise(c: &mut Contract) {
     let model = FakeModel::openai_responder(Responder::new(|request| {
         let asked = last_message(request);
-        if asked.contains("slow") {
+        let after_tool = request["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .is_some_and(|m| m["role"] == "tool");
+        if after_tool {
+            Reply::text("Echoed.")
+        } else if asked.contains("gate") {
+            Reply::call("echo", json!({"text": "gated"}))
+        } else if asked.contains("slow") {
             Reply::Endless(Duration::from_millis(50))
         } else {
             Reply::text(&format!("You said {asked}."))
@@ -350,12 +371,81 @@ pub(crate) async fn exercise(c: &mut Contract) {
         "{result}"
     );
 
+    // A gated tool call pauses the run until it is approved; then it completes.
+    let gated = submitted(
+        c,
+        submit(&app, &json!({"workflow": "gated", "input": "gate this"})),
+    )
+    .await;
+    let paused = poll(c, &app, &gated, |r| {
+        r["status"] != "submitted" && r["status"] != "running"
+    })
+    .await;
+    assert_eq!(paused["status"], "input_required", "{paused}");
+    let approval = paused["result"]["pending"][0]["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resume = |body: Value| {
+        clients::http1()
+            .post(app.url(&format!("/v1/runs/{gated}:resume")))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    for body in [
+        json!({}),
+        json!({"approve": ["nope"]}),
+        json!({"approve": "all"}),
+    ] {
+        let (status, error, _) = c.call(RESUME, resume(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {error}");
+    }
+    let (status, record, _) = c.call(RESUME, resume(json!({"approve": [approval]}))).await;
+    assert_eq!(status, 200, "{record}");
+    let record = poll(c, &app, &gated, ended).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(
+        record["result"]["steps"][0]["tool_calls"][0]["name"], "echo",
+        "{record}"
+    );
+    let (status, error, _) = c.call(RESUME, resume(json!({"approve": [approval]}))).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (409, Some("conflict")),
+        "{error}"
+    );
+
+    // A push delivery: without RUNS_TOPIC nothing publishes one, but whatever arrives is
+    // acknowledged (malformed, or naming no run this store knows).
+    let push = |body: Value| {
+        clients::http1()
+            .post(app.url("/v1/runs:execute"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    let data = "eyJydW5faWQiOiAicnVuLW5vcGUifQ=="; // {"run_id": "run-nope"}
+    for body in [
+        json!({}),
+        json!({"subscription": "projects/p/subscriptions/s",
+               "message": {"data": data, "messageId": "1", "publishTime": "2026-12-07T17:14:16Z"}}),
+    ] {
+        let (status, _, _) = c.call(EXECUTE, push(body.clone())).await;
+        assert_eq!(status, 204, "{body}");
+    }
+
     // Nothing by those ids.
     for (path, request) in [
         (RUN, get(&app, "/v1/runs/run-nope")),
         (
             CANCEL,
             clients::http1().post(app.url("/v1/runs/run-nope:cancel")),
+        ),
+        (
+            RESUME,
+            clients::http1()
+                .post(app.url("/v1/runs/run-nope:resume"))
+                .header("content-type", "application/json")
+                .body(r#"{"approve": ["a1"]}"#),
         ),
         (EVENTS, get(&app, "/v1/runs/run-nope/events")),
         (SESSION, get(&app, "/v1/sessions/nope")),
