@@ -12,6 +12,8 @@
 mod contract;
 #[path = "openapi/durable.rs"]
 mod durable;
+#[path = "openapi/gates.rs"]
+mod gates;
 
 use std::collections::BTreeSet;
 

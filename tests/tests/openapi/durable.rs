@@ -1,14 +1,14 @@
 //! Durable runs against the document, on an instance of their own whose model answers by the
 //! request's last message (runs here overlap, so a script's order would not hold): "slow"
-//! streams for ever (until the run is cancelled), anything else is answered at once. Exercised:
+//! streams for ever (until the run is cancelled), "gate" calls the echo tool, a tool's result
+//! gets "Echoed.", anything else is answered at once. Exercised:
 //! a submit (202) polled to completion, the same `Idempotency-Key` giving the same run, the
 //! events from the start and resumed after `Last-Event-ID` (or `after`), a session of three
 //! turns (submitted, then `/v1/run` as JSON and as a stream) whose model sees the earlier
 //! turns, the list by session a page at a time, a cancel of an ended run (409) and of a running
 //! one (200, then `cancelled`), a busy session (409 from both doors and from its delete), the
-//! session read and deleted, `on_disconnect`, a tool call paused for approval and resumed
-//! (`:resume`), push deliveries (`:execute`), the 405s of the shared route, and the 400s and
-//! 404s.
+//! session read and deleted, `on_disconnect`, approval gates and push deliveries ([`gates`]),
+//! the 405s of the shared route, and the 400s and 404s.
 
 use std::time::Duration;
 
@@ -18,13 +18,13 @@ use e2e::{TempDir, TestApp, WAIT_TIMEOUT, clients};
 use serde_json::{Value, json};
 
 use crate::contract::Contract;
+use crate::gates;
 
 const RUN: &str = "/v1/runs/{id}";
 const EVENTS: &str = "/v1/runs/{id}/events";
 const CANCEL: &str = "/v1/runs/{id}:cancel";
 const SESSION: &str = "/v1/sessions/{id}";
 const RESUME: &str = "/v1/runs/{id}:resume";
-const EXECUTE: &str = "/v1/runs:execute";
 
 fn config(model_service: &str) -> String {
     format!(
@@ -50,7 +50,7 @@ workflows:
     )
 }
 
-fn submit(app: &TestApp, body: &Value) -> reqwest::RequestBuilder {
+pub(crate) fn submit(app: &TestApp, body: &Value) -> reqwest::RequestBuilder {
     clients::http1()
         .post(app.url("/v1/runs"))
         .header("content-type", "application/json")
@@ -69,7 +69,7 @@ fn get(app: &TestApp, path: &str) -> reqwest::RequestBuilder {
 }
 
 /// Submits `body`: the run's id, after checking the 202 and its `Location`.
-async fn submitted(c: &mut Contract, request: reqwest::RequestBuilder) -> String {
+pub(crate) async fn submitted(c: &mut Contract, request: reqwest::RequestBuilder) -> String {
     let (status, body, headers) = c.call("/v1/runs", request).await;
     assert_eq!(status, 202, "{body}");
     let id = body["run_id"].as_str().unwrap().to_owned();
@@ -78,7 +78,12 @@ async fn submitted(c: &mut Contract, request: reqwest::RequestBuilder) -> String
 }
 
 /// Polls run `id` (each answer checked) until `done` holds for its record.
-async fn poll(c: &mut Contract, app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn poll(
+    c: &mut Contract,
+    app: &TestApp,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
     loop {
         let (status, record, _) = c.call(RUN, get(app, &format!("/v1/runs/{id}"))).await;
@@ -94,7 +99,7 @@ async fn poll(c: &mut Contract, app: &TestApp, id: &str, done: impl Fn(&Value) -
     }
 }
 
-fn ended(record: &Value) -> bool {
+pub(crate) fn ended(record: &Value) -> bool {
     !matches!(
         record["status"].as_str(),
         Some("submitted" | "running" | "suspended")
@@ -371,67 +376,7 @@ pub(crate) async fn exercise(c: &mut Contract) {
         "{result}"
     );
 
-    // A gated tool call pauses the run until it is approved; then it completes.
-    let gated = submitted(
-        c,
-        submit(&app, &json!({"workflow": "gated", "input": "gate this"})),
-    )
-    .await;
-    let paused = poll(c, &app, &gated, |r| {
-        r["status"] != "submitted" && r["status"] != "running"
-    })
-    .await;
-    assert_eq!(paused["status"], "input_required", "{paused}");
-    let approval = paused["result"]["pending"][0]["approval_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let resume = |body: Value| {
-        clients::http1()
-            .post(app.url(&format!("/v1/runs/{gated}:resume")))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-    };
-    for body in [
-        json!({}),
-        json!({"approve": ["nope"]}),
-        json!({"approve": "all"}),
-    ] {
-        let (status, error, _) = c.call(RESUME, resume(body.clone())).await;
-        assert_eq!(status, 400, "{body}: {error}");
-    }
-    let (status, record, _) = c.call(RESUME, resume(json!({"approve": [approval]}))).await;
-    assert_eq!(status, 200, "{record}");
-    let record = poll(c, &app, &gated, ended).await;
-    assert_eq!(record["status"], "completed", "{record}");
-    assert_eq!(
-        record["result"]["steps"][0]["tool_calls"][0]["name"], "echo",
-        "{record}"
-    );
-    let (status, error, _) = c.call(RESUME, resume(json!({"approve": [approval]}))).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (409, Some("conflict")),
-        "{error}"
-    );
-
-    // A push delivery: without RUNS_TOPIC nothing publishes one, but whatever arrives is
-    // acknowledged (malformed, or naming no run this store knows).
-    let push = |body: Value| {
-        clients::http1()
-            .post(app.url("/v1/runs:execute"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-    };
-    let data = "eyJydW5faWQiOiAicnVuLW5vcGUifQ=="; // {"run_id": "run-nope"}
-    for body in [
-        json!({}),
-        json!({"subscription": "projects/p/subscriptions/s",
-               "message": {"data": data, "messageId": "1", "publishTime": "2026-12-07T17:14:16Z"}}),
-    ] {
-        let (status, _, _) = c.call(EXECUTE, push(body.clone())).await;
-        assert_eq!(status, 204, "{body}");
-    }
+    gates::exercise(c, &app).await;
 
     // Nothing by those ids.
     for (path, request) in [
