@@ -137,7 +137,7 @@ pub(crate) async fn exercise(c: &mut Contract) {
 
     // A submitted run, polled until it completes; the same key gives the same run.
     let body = json!({"workflow": "default", "input": "first", "metadata": {"by": "openapi"},
-                      "budget": {"model_calls": 3}, "deadline_ms": 60000});
+                      "budget": {"model_calls": 3}});
     let keyed = || submit(&app, &body).header("idempotency-key", "openapi-1");
     let id = submitted(c, keyed()).await;
     let again = submitted(

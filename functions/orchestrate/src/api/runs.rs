@@ -68,6 +68,15 @@ async fn submit(
             )));
         }
     }
+    // A submitted run may wait in a queue and go on over several requests: its time is its
+    // budget's wall_time, spent only while it executes.
+    if fields.get("deadline_ms").is_some() {
+        return Err(bad(
+            "deadline_ms does not apply to /v1/runs: limit a submitted run's time with \
+             budget.wall_time (counted only while it executes), and cancel it with POST \
+             /v1/runs/{id}:cancel",
+        ));
+    }
     let service = &api.service;
     let request = RunRequest::parse(&service.engine.orchestration, &fields)?;
     let key = match headers.get(IDEMPOTENCY_KEY) {
