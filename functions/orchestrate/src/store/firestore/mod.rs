@@ -37,7 +37,9 @@
 //! attempt read and write back under the read's `update_time` (two round trips, more only
 //! when another instance wrote in between).
 
+mod attempts;
 mod codec;
+mod events;
 mod session;
 
 use std::collections::HashMap;
@@ -52,11 +54,11 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use super::{
-    Claim, Created, Lease, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore,
-    Session, SessionTurn, StoreConfig, StoreError,
+    Claim, Created, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore, Session,
+    SessionTurn, StoreConfig, StoreError,
 };
-use crate::run::{Envelope, Event, now};
-use codec::{EVENTS, JOURNAL, RUNS, fields, run_path, valid_id};
+use crate::run::Envelope;
+use codec::{RUNS, fields, run_path, valid_id};
 
 const STORE: &str = "firestore";
 /// Read-modify-writes tried before giving up: each retry follows another instance's write.
@@ -340,60 +342,7 @@ impl RunStore for FirestoreStore {
         events: &[Envelope],
         entries: &[(String, serde_json::Value)],
     ) -> Result<(), StoreError> {
-        let op = format!("commit to run {id}");
-        if !valid_id(id) {
-            return Err(failed(format!("{op}: not a run id")));
-        }
-        let fs = self.client().await?;
-        let bad = |e: String| failed(format!("{op}: {e}"));
-        let mut writes = Vec::with_capacity(events.len() + entries.len() + 1);
-        for event in events {
-            let f = codec::event_fields(event, self.ttl).map_err(bad)?;
-            writes.push(Write::set(codec::event_path(id, event.seq), f));
-        }
-        for (key, value) in entries {
-            let f = codec::journal_fields(key, value, self.ttl).map_err(bad)?;
-            writes.push(Write::set(codec::journal_path(id, key), f));
-        }
-        let mut f = Fields::new();
-        let mut mask = Vec::new();
-        let finished = events.iter().rev().find_map(|e| match &e.event {
-            Event::RunFinished(summary) => Some(summary),
-            _ => None,
-        });
-        if let Some(summary) = finished {
-            let status: RunStatus = summary.status.into();
-            f.insert("status".into(), status.as_str().into());
-            let result = serde_json::to_string(summary).map_err(|e| bad(e.to_string()))?;
-            f.insert("result".into(), result.into());
-            // Named in the mask, absent from the fields: the lease is removed.
-            mask.extend(["status", "result", "lease_holder", "lease_until_ms"]);
-        }
-        // `last_seq` only ever goes up, without a read first: a commit that repeats stored
-        // events (one retried after a timeout that had applied) cannot take it back.
-        let mut update = self.run_update(id, f, &mask).if_exists(true);
-        if let Some(last) = events.iter().map(|e| e.seq).max() {
-            update = update.maximum("last_seq", i64::try_from(last).unwrap_or(i64::MAX));
-        }
-        // Firestore's limit per commit: a larger batch (a long burst of events) goes in
-        // several, the run's document in the last, so that `last_seq` never runs ahead of the
-        // events. Rewriting an event is harmless: its document id is its `seq`.
-        let max = aixrun::gcp::firestore::MAX_WRITES - 1;
-        while writes.len() > max {
-            let rest = writes.split_off(max);
-            self.commit_writes(fs, &writes)
-                .await
-                .map_err(|e| store_error(&op, &e))?;
-            writes = rest;
-        }
-        writes.push(update);
-        match self.commit_writes(fs, &writes).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                Err(failed(format!("{op}: no run {id} to commit to (expired?)")))
-            }
-            Err(e) => Err(store_error(&op, &e)),
-        }
+        events::commit(self, id, events, entries).await
     }
 
     async fn events(
@@ -402,48 +351,11 @@ impl RunStore for FirestoreStore {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Envelope>, StoreError> {
-        if !valid_id(id) || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let op = format!("read the events of run {id}");
-        let fs = self.client().await?;
-        let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        let docs = fs
-            .list_after(&run_path(id), EVENTS, "seq", after, limit)
-            .await
-            .map_err(|e| store_error(&op, &e))?;
-        docs.iter()
-            .map(codec::event_of)
-            .collect::<Result<_, _>>()
-            .map_err(|e| failed(format!("{op}: {e}")))
+        events::events(self, id, after, limit).await
     }
 
     async fn journal(&self, id: &str) -> Result<HashMap<String, serde_json::Value>, StoreError> {
-        let mut journal = HashMap::new();
-        if !valid_id(id) {
-            return Ok(journal);
-        }
-        let op = format!("read the journal of run {id}");
-        let fs = self.client().await?;
-        let parent = run_path(id);
-        let query = Query::collection(JOURNAL);
-        let mut token = None;
-        loop {
-            let page = fs
-                .page(&parent, &query, JOURNAL_PAGE, token.as_deref())
-                .await
-                .map_err(|e| store_error(&op, &e))?;
-            for doc in &page.documents {
-                let (key, value) =
-                    codec::journal_of(doc).map_err(|e| failed(format!("{op}: {e}")))?;
-                journal.insert(key, value);
-            }
-            match page.next_page_token {
-                Some(next) => token = Some(next),
-                None => return Ok(journal),
-            }
-        }
+        events::journal(self, id).await
     }
 
     async fn end_attempt(
@@ -453,53 +365,11 @@ impl RunStore for FirestoreStore {
         status: RunStatus,
         spent_ms: u64,
     ) -> Result<(), StoreError> {
-        if !valid_id(id) {
-            return Ok(());
-        }
-        let op = format!("end an attempt at run {id}");
-        self.update_run(&op, id, |record| {
-            let Some(record) = record else {
-                return Ok(Step::Done(()));
-            };
-            let spent = record.spent_ms.saturating_add(spent_ms);
-            let mut f = fields([(
-                "spent_ms",
-                Value::Integer(i64::try_from(spent).unwrap_or(i64::MAX)),
-            )]);
-            let mut mask = vec!["spent_ms"];
-            if record.lease.as_ref().is_some_and(|l| l.holder == holder) {
-                mask.extend(["lease_holder", "lease_until_ms"]);
-            }
-            if !record.status.is_final() {
-                f.insert("status".into(), status.as_str().into());
-                mask.push("status");
-            }
-            Ok(Step::Write(self.run_update(id, f, &mask), ()))
-        })
-        .await
+        attempts::end_attempt(self, id, holder, status, spent_ms).await
     }
 
     async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        if !valid_id(id) {
-            return Ok(None);
-        }
-        let op = format!("cancel run {id}");
-        self.update_run(&op, id, |record| {
-            let Some(mut record) = record else {
-                return Ok(Step::Done(None));
-            };
-            if record.status.is_final() {
-                return Ok(Step::Done(Some(record)));
-            }
-            record.cancel_requested = true;
-            record.updated_at = now();
-            let f = fields([("cancel_requested", true.into())]);
-            Ok(Step::Write(
-                self.run_update(id, f, &["cancel_requested"]),
-                Some(record),
-            ))
-        })
-        .await
+        attempts::request_cancel(self, id).await
     }
 
     async fn lease(
@@ -508,48 +378,7 @@ impl RunStore for FirestoreStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<LeaseOutcome, StoreError> {
-        if !valid_id(id) {
-            return Ok(LeaseOutcome::NotFound);
-        }
-        let op = format!("lease run {id}");
-        self.update_run(&op, id, |record| {
-            let Some(mut record) = record else {
-                return Ok(Step::Done(LeaseOutcome::NotFound));
-            };
-            if record.status.is_final() {
-                return Ok(Step::Done(LeaseOutcome::Finished(record)));
-            }
-            let now_ms = epoch_ms();
-            if let Some(lease) = &record.lease
-                && lease.holder != holder
-                && lease.until_ms > now_ms
-            {
-                return Ok(Step::Done(LeaseOutcome::Held {
-                    holder: lease.holder.clone(),
-                }));
-            }
-            let renewing = record.lease.as_ref().is_some_and(|l| l.holder == holder);
-            let lease = Lease {
-                holder: holder.to_owned(),
-                until_ms: now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
-            };
-            let mut f = codec::lease_fields(&lease);
-            let mut mask = vec!["lease_holder", "lease_until_ms"];
-            record.lease = Some(lease);
-            if !renewing {
-                record.attempts += 1;
-                record.status = RunStatus::Running;
-                f.insert("attempts".into(), record.attempts.into());
-                f.insert("status".into(), record.status.as_str().into());
-                mask.extend(["attempts", "status"]);
-            }
-            record.updated_at = now();
-            Ok(Step::Write(
-                self.run_update(id, f, &mask),
-                LeaseOutcome::Acquired(record),
-            ))
-        })
-        .await
+        attempts::lease(self, id, holder, ttl).await
     }
 
     async fn claim_session(&self, id: &str, run_id: &str) -> Result<Claim, StoreError> {
