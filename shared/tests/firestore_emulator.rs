@@ -373,3 +373,27 @@ fn a_store_that_is_down_is_unavailable_at_once_and_says_where() {
         assert!(e.to_string().contains("did not answer within 0.3 s"), "{e}");
     })
 }
+
+#[test]
+#[ignore = "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\""]
+fn a_maximum_only_ever_raises_a_number() {
+    emulator::block_on(async {
+        let fs = firestore().await;
+        let id = emulator::unique("max");
+        let path = format!("runs/{id}");
+        fs.create("runs", &id, fields(&[("status", "running".into())]))
+            .await
+            .unwrap();
+        let raise = |n: i64| {
+            Write::update(&path, Fields::new(), Vec::<String>::new())
+                .if_exists(true)
+                .maximum("last_seq", n)
+        };
+        for n in [5, 3, 9, 9, 1] {
+            fs.commit(&[raise(n)]).await.unwrap();
+        }
+        let doc = fs.get(&path).await.unwrap().unwrap();
+        assert_eq!(doc.i64("last_seq"), Some(9));
+        assert_eq!(doc.str("status"), Some("running"), "other fields stay");
+    })
+}

@@ -8,6 +8,7 @@
 //! taking a run's lease. Whatever a caller is told is done is in the store first.
 
 pub mod config;
+pub mod firestore;
 pub mod memory;
 mod record;
 
@@ -31,14 +32,14 @@ pub async fn open(
     config: &StoreConfig,
     env: &aixrun::config::Env,
 ) -> Result<std::sync::Arc<dyn RunStore>, aixrun::StartupError> {
-    let _ = env;
     match config.kind {
         StoreKind::Memory { max_runs } => {
             Ok(std::sync::Arc::new(memory::MemoryStore::new(max_runs)))
         }
-        StoreKind::Firestore => Err(aixrun::StartupError::Other(
-            "RUN_STORE=firestore is not built yet".to_owned(),
-        )),
+        StoreKind::Firestore => Ok(std::sync::Arc::new(firestore::FirestoreStore::new(
+            env.clone(),
+            config,
+        ))),
     }
 }
 

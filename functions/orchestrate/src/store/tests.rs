@@ -167,10 +167,10 @@ pub(crate) async fn list_by_session_status_and_page(store: &dyn RunStore) {
     assert!(store.list(&filter).await.unwrap().runs.is_empty());
 }
 
-pub(crate) async fn leases(store: &dyn RunStore) {
+/// `ttl`: a lease's, long enough for a few of the store's round trips.
+pub(crate) async fn leases(store: &dyn RunStore, ttl: Duration) {
     let id = unique("lease");
     store.create(&record(&id, None), None).await.unwrap();
-    let ttl = Duration::from_millis(400);
     match store.lease(&id, "a", ttl).await.unwrap() {
         LeaseOutcome::Acquired(r) => {
             assert_eq!(r.status, RunStatus::Running);
@@ -189,7 +189,7 @@ pub(crate) async fn leases(store: &dyn RunStore) {
         LeaseOutcome::Acquired(r) => assert_eq!(r.attempts, 1),
         other => panic!("expected a renewal, got {other:?}"),
     }
-    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    tokio::time::sleep(ttl + ttl / 2).await;
     match store.lease(&id, "b", ttl).await.unwrap() {
         LeaseOutcome::Acquired(r) => assert_eq!(r.attempts, 2),
         other => panic!("an expired lease is taken over, got {other:?}"),
@@ -255,6 +255,78 @@ pub(crate) async fn sessions(store: &dyn RunStore) {
     assert!(store.session(&session).await.unwrap().is_none());
 }
 
+/// How the Firestore tests are marked, and what a missing emulator says.
+const NEEDS: &str = "needs the Firestore emulator: eval \"$(bash scripts/emulators.sh)\"";
+
+/// Runs a Firestore test on the one runtime they all share: `aixrun::outbound` pools
+/// connections per process, and a connection left by a test's dropped runtime would fail the
+/// next test ("runtime dropped the dispatch task").
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime")
+        })
+        .block_on(future)
+}
+
+/// A Firestore store on the emulator; fails (never skips) when its variables are unset.
+pub(crate) fn firestore_store() -> super::firestore::FirestoreStore {
+    for var in ["FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"] {
+        if std::env::var(var).is_ok_and(|v| v.is_empty()) || std::env::var(var).is_err() {
+            panic!("{var} is unset; this test {NEEDS}");
+        }
+    }
+    let env = aixrun::Env::from_pairs(std::env::vars());
+    let config =
+        super::StoreConfig::from_env(&aixrun::Env::from_pairs([("RUN_STORE", "firestore")]))
+            .expect("the store's configuration");
+    super::firestore::FirestoreStore::new(env, &config)
+}
+
+/// The same contract on the Firestore emulator.
+mod firestore {
+    use std::time::Duration;
+
+    use super::{block_on, firestore_store as store};
+
+    #[test]
+    #[ignore = "needs the Firestore emulator: eval \"$(bash scripts/emulators.sh)\""]
+    fn create_get_and_idempotency() {
+        block_on(super::create_get_and_idempotency(&store()));
+    }
+
+    #[test]
+    #[ignore = "needs the Firestore emulator: eval \"$(bash scripts/emulators.sh)\""]
+    fn events_journal_and_result() {
+        block_on(super::events_journal_and_result(&store()));
+    }
+
+    #[test]
+    #[ignore = "needs the Firestore emulator: eval \"$(bash scripts/emulators.sh)\""]
+    fn list_by_session_status_and_page() {
+        block_on(super::list_by_session_status_and_page(&store()));
+    }
+
+    #[test]
+    #[ignore = "needs the Firestore emulator: eval \"$(bash scripts/emulators.sh)\""]
+    fn leases() {
+        // Each lease is a read and a write, tens of milliseconds on the emulator (more on a
+        // busy machine): the lease outlasts a few of them.
+        block_on(super::leases(&store(), Duration::from_millis(1500)));
+    }
+
+    #[test]
+    #[ignore = "needs the Firestore emulator: eval \"$(bash scripts/emulators.sh)\""]
+    fn sessions() {
+        block_on(super::sessions(&store()));
+    }
+}
+
 mod memory {
     use super::super::memory::MemoryStore;
 
@@ -275,7 +347,11 @@ mod memory {
 
     #[tokio::test]
     async fn leases() {
-        super::leases(&MemoryStore::new(100)).await;
+        super::leases(
+            &MemoryStore::new(100),
+            std::time::Duration::from_millis(400),
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -1,11 +1,12 @@
 //! Writes for a commit: a whole document set, some fields updated (an update mask), or a
-//! delete, each with an optional precondition, and server timestamps. A commit applies all of
-//! its writes or none (at most 500 writes, 10 MiB).
+//! delete, each with an optional precondition, and transforms applied on the server (its
+//! timestamp; the larger of a number and the stored one). A commit applies all of its writes or
+//! none (at most 500 writes, 10 MiB).
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::value::{Fields, rfc3339};
+use super::value::{Fields, Value, rfc3339};
 
 /// What must hold of the stored document for a write to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +35,16 @@ pub struct Write {
     pub(crate) path: String,
     pub(crate) op: Op,
     pub(crate) precondition: Option<Precondition>,
-    pub(crate) server_times: Vec<String>,
+    pub(crate) transforms: Vec<(String, Transform)>,
+}
+
+/// A field's change computed by the server after the write's fields are applied.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Transform {
+    /// The commit's time.
+    ServerTime,
+    /// The larger of the stored value (none: this one) and this one.
+    Maximum(Value),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +65,7 @@ impl Write {
             path: path.into(),
             op: Op::Update { fields, mask: None },
             precondition: None,
-            server_times: Vec::new(),
+            transforms: Vec::new(),
         }
     }
 
@@ -79,7 +89,7 @@ impl Write {
                 mask: Some(mask.into_iter().map(Into::into).collect()),
             },
             precondition: None,
-            server_times: Vec::new(),
+            transforms: Vec::new(),
         }
     }
 
@@ -90,7 +100,7 @@ impl Write {
             path: path.into(),
             op: Op::Delete,
             precondition: None,
-            server_times: Vec::new(),
+            transforms: Vec::new(),
         }
     }
 
@@ -116,7 +126,16 @@ impl Write {
     /// Sets `field` to the commit's time on the server (one clock for all instances, so that
     /// documents order by it). Not for deletes.
     pub fn server_time(mut self, field: impl Into<String>) -> Self {
-        self.server_times.push(field.into());
+        self.transforms.push((field.into(), Transform::ServerTime));
+        self
+    }
+
+    /// Sets the number `field` to the larger of its stored value and `value` (to `value` when
+    /// it has none): a counter that only goes up, such as the last sequence number written,
+    /// without reading it first. Leave `field` out of an update's mask. Not for deletes.
+    pub fn maximum(mut self, field: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.transforms
+            .push((field.into(), Transform::Maximum(value.into())));
         self
     }
 
@@ -142,11 +161,16 @@ impl Write {
             delete,
             update_mask,
             update_transforms: self
-                .server_times
+                .transforms
                 .iter()
-                .map(|f| WireTransform {
+                .map(|(f, t)| WireTransform {
                     field_path: f,
-                    set_to_server_value: "REQUEST_TIME",
+                    set_to_server_value: matches!(t, Transform::ServerTime)
+                        .then_some("REQUEST_TIME"),
+                    maximum: match t {
+                        Transform::Maximum(v) => Some(v),
+                        Transform::ServerTime => None,
+                    },
                 })
                 .collect(),
             current_document: self.precondition.map(|p| match p {
@@ -194,7 +218,10 @@ struct WireMask<'a> {
 #[serde(rename_all = "camelCase")]
 struct WireTransform<'a> {
     field_path: &'a str,
-    set_to_server_value: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    set_to_server_value: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maximum: Option<&'a Value>,
 }
 
 #[derive(Serialize)]
@@ -238,6 +265,12 @@ mod tests {
                 "updateTransforms": [{"fieldPath": "updated_at", "setToServerValue": "REQUEST_TIME"}],
                 "currentDocument": {"updateTime": "2023-11-14T22:13:20Z"}
             })
+        );
+        let seq =
+            Write::update("runs/r1", Fields::new(), Vec::<String>::new()).maximum("last_seq", 7i64);
+        assert_eq!(
+            serde_json::to_value(seq.wire(docs)).unwrap()["updateTransforms"],
+            serde_json::json!([{"fieldPath": "last_seq", "maximum": {"integerValue": "7"}}])
         );
         let delete = Write::delete("runs/r1").if_exists(true);
         assert_eq!(
