@@ -580,6 +580,8 @@ pub mod orchestrate;
 /// Python peers (the MCP Python SDK's server, llama.cpp's) from the test virtualenv.
 pub mod python;
 
+/// A loopback MCP server (Streamable HTTP) counting tool calls by idempotency key.
+pub mod fake_mcp;
 /// A loopback OTLP/HTTP trace receiver: what the functions export, decoded.
 pub mod otlp;
 /// Server-sent events read off a live response.

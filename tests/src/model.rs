@@ -33,6 +33,10 @@ pub enum Reply {
     /// These tool calls (name, arguments JSON text), then `tool_calls`, with usage. OpenAI: each
     /// argument split in two fragments; Ollama: all in one line, arguments as objects.
     ToolCalls(Vec<(String, String)>, (u64, u64)),
+    /// One tool call with this id (id, name, arguments JSON text), as OpenAI names each call
+    /// of a conversation uniquely; `ToolCalls` numbers each turn's calls from `call_0`, as
+    /// servers without ids of their own do.
+    IdentifiedCall(String, String, String),
     /// Text deltas, one every `gap`, for ever (until the client goes away).
     Endless(Duration),
     /// An HTTP error with the format's error body and these extra headers.
@@ -58,6 +62,21 @@ impl Reply {
     /// One tool call.
     pub fn call(name: &str, arguments: Value) -> Self {
         Self::ToolCalls(vec![(name.to_owned(), arguments.to_string())], (20, 8))
+    }
+
+    /// One tool call with the id `id`.
+    pub fn call_with_id(id: &str, name: &str, arguments: Value) -> Self {
+        Self::IdentifiedCall(id.to_owned(), name.to_owned(), arguments.to_string())
+    }
+
+    /// An [`Self::IdentifiedCall`] as `ToolCalls`, and its id.
+    fn identified(self) -> (Self, Option<String>) {
+        match self {
+            Self::IdentifiedCall(id, name, args) => {
+                (Self::ToolCalls(vec![(name, args)], (20, 8)), Some(id))
+            }
+            other => (other, None),
+        }
     }
 
     /// A structured answer: `value` as JSON text.
@@ -456,6 +475,7 @@ fn openai_frames(reply: Reply) -> Vec<String> {
     };
     let mut events = Vec::new();
     let mut done = true;
+    let (reply, id) = reply.identified();
     match reply {
         Reply::Text(deltas, tokens) => {
             events.push(openai_chunk(
@@ -475,7 +495,7 @@ fn openai_frames(reply: Reply) -> Vec<String> {
             ));
             for (i, (name, args)) in calls.iter().enumerate() {
                 let (a, b) = args.split_at(args.len() / 2);
-                events.push(openai_chunk(json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function",
+                events.push(openai_chunk(json!({"tool_calls": [{"index": i, "id": id.clone().unwrap_or_else(|| format!("call_{i}")), "type": "function",
                                   "function": {"name": name, "arguments": a}}]}), None));
                 events.push(openai_chunk(
                     json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]}),
@@ -522,6 +542,7 @@ fn ollama_done((prompt, completion): (u64, u64)) -> Value {
 
 fn ollama_frames(reply: Reply) -> Vec<String> {
     let mut lines = Vec::new();
+    let (reply, id) = reply.identified();
     match reply {
         Reply::Text(deltas, tokens) => {
             for d in deltas {
@@ -536,7 +557,11 @@ fn ollama_frames(reply: Reply) -> Vec<String> {
                     // Arguments as an object when they parse (as Ollama sends them).
                     let arguments = serde_json::from_str::<Value>(args)
                         .unwrap_or_else(|_| Value::String(args.clone()));
-                    json!({"function": {"name": name, "arguments": arguments}})
+                    let mut call = json!({"function": {"name": name, "arguments": arguments}});
+                    if let Some(id) = &id {
+                        call["id"] = json!(id);
+                    }
+                    call
                 })
                 .collect();
             lines.push(ollama_line(
