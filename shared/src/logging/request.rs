@@ -229,3 +229,32 @@ fn protocol(version: Version) -> &'static str {
         _ => "HTTP",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_with_retry_after_are_warnings_and_faults_are_errors() {
+        let mut retry = HeaderMap::new();
+        retry.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let none = HeaderMap::new();
+        assert_eq!(level(503, &retry, "/mcp"), Level::WARN);
+        assert_eq!(level(503, &none, "/mcp"), Level::ERROR);
+        assert_eq!(level(500, &retry, "/mcp"), Level::ERROR);
+        assert_eq!(level(200, &none, "/health/ready"), Level::DEBUG);
+        assert_eq!(level(200, &none, "/metrics"), Level::DEBUG);
+        assert_eq!(level(503, &retry, "/health/ready"), Level::WARN);
+        assert_eq!(level(404, &none, "/health/nope"), Level::INFO);
+        assert_eq!(level(200, &none, "/mcp"), Level::INFO);
+    }
+
+    #[test]
+    fn the_client_is_the_first_forwarded_hop_else_the_peer() {
+        let peer = PeerAddr("10.0.0.9:5000".parse().unwrap());
+        let forwarded = HeaderValue::from_static(" 203.0.113.7 , 10.0.0.1");
+        assert_eq!(remote_ip(Some(&forwarded), Some(&peer)), "203.0.113.7");
+        assert_eq!(remote_ip(None, Some(&peer)), "10.0.0.9");
+        assert_eq!(remote_ip(None, None), "");
+    }
+}

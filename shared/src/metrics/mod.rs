@@ -180,3 +180,13 @@ async fn scrape(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> im
         body,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_are_bucketed_up_to_cloud_runs_longest_request() {
+        let b = super::DURATION_BUCKETS;
+        assert_eq!(b.last(), Some(&3600.0));
+        assert!(b.windows(2).all(|w| w[0] < w[1]));
+    }
+}
