@@ -78,6 +78,13 @@ pub struct GrpcMethodLabels {
 
 type DurationFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// A request's counter and duration histogram, bumped together.
+pub(crate) type SeriesHandles = (Counter, Histogram);
+/// HTTP series by (method, route template, status).
+pub(crate) type HttpSeries = SeriesCache<(&'static str, String, u16), SeriesHandles>;
+/// gRPC series by (full method, status name).
+pub(crate) type GrpcSeries = SeriesCache<(String, &'static str), SeriesHandles>;
+
 /// The runtime's metric families; cheap to clone (every family is shared).
 #[derive(Clone)]
 pub struct Metrics {
@@ -92,9 +99,9 @@ pub struct Metrics {
     /// `aixgo_active_connections`.
     pub active_connections: Gauge,
     /// The HTTP series by (method, route, status), resolved once.
-    pub(crate) http_series: Arc<SeriesCache<(&'static str, String, u16), (Counter, Histogram)>>,
+    pub(crate) http_series: Arc<HttpSeries>,
     /// The gRPC series by (method, status name), resolved once.
-    pub(crate) grpc_series: Arc<SeriesCache<(String, &'static str), (Counter, Histogram)>>,
+    pub(crate) grpc_series: Arc<GrpcSeries>,
 }
 
 impl Metrics {
