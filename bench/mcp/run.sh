@@ -208,7 +208,8 @@ print(f"{sum(float(r[0]) for r in rows):.0f}", end="\t")' )
 # spreads over all servers instead of landing on one.
 tool_errors=0
 for round in $(seq 1 "$ROUNDS"); do
-  log "round $round of $ROUNDS"
+  # The machine's load when the round starts: other work on the two cores moves every number.
+  log "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   # mcp-tool, at the default LOG_LEVEL=info (a request log line and a tool-call log line per call)
   # and at warn. Log lines go to /dev/null: formatted and written, not stored.
   for level in info warn; do
