@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/call of `echo` on one server core: throughput and p50/p99 latency of mcp-tool over modern
-# HTTP (2026-07-28), legacy HTTP (2025-11-25) and gRPC, next to an rmcp reference server and the
-# Python SDK's FastMCP, all measured in the same run. See bench/mcp/README.md.
+# HTTP (2026-07-28), legacy HTTP (2025-06-18) and gRPC, next to an rmcp reference server (both
+# eras; legacy on its session path) and the Python SDK's FastMCP, all measured in the same run.
+# Instructions per request: bench/mcp/callgrind.sh. See bench/mcp/README.md.
 #
 # Usage: bench/mcp/run.sh [--duration S] [--warmup S] [--concurrency N] [--rounds N] [--no-build]
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-mcp/.
@@ -73,7 +74,7 @@ printf '\x00\x00\x00\x00\x17\x0a\x04echo\x12\x0f\x0a\x04text\x12\x07\x0a\x05hell
 JSON_HEADERS=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
 MODERN_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2026-07-28'
   -H 'mcp-method: tools/call' -H 'mcp-name: echo')
-LEGACY_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2025-11-25')
+LEGACY_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2025-06-18')
 GRPC_HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers')
 
 # --- Servers. ----------------------------------------------------------------------------------
@@ -148,11 +149,67 @@ measure() {
   RESULTS[$key]+="$line"$'\n'
 }
 
+# legacy_session URL: a 2025-06-18 session on the reference; prints its id.
+legacy_session() {
+  local url=$1 id
+  curl -sS -D "$WORK/init.headers" -o /dev/null "${JSON_HEADERS[@]}" \
+    --data-binary '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}' \
+    "$url"
+  id=$(awk -F': ' 'tolower($1) == "mcp-session-id" { print $2 }' "$WORK/init.headers" | tr -d '\r')
+  [[ -n $id ]] || { log "the reference gave no session"; exit 1; }
+  curl -sS -o /dev/null "${JSON_HEADERS[@]}" -H "mcp-session-id: $id" \
+    -H 'mcp-protocol-version: 2025-06-18' \
+    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
+  echo "$id"
+}
+
+# measure_sessions SERVER TRANSPORT KEY URL: the reference's legacy path. Within a session
+# JSON-RPC ids must be unique, and h2load repeats one body, so each connection gets a session
+# of its own: one single-connection h2load per session, all started together on the load CPU,
+# their req/s summed and their latency logs merged.
+measure_sessions() {
+  local server=$1 transport=$2 key=$3 url=$4 out="$WORK/$3" i session
+  local gens=()
+  log "$server, $transport: ${WARMUP}s warm-up, ${DURATION}s at $CONCURRENCY connections (one session each)"
+  for i in $(seq 1 "$CONCURRENCY"); do
+    session=$(legacy_session "$url")
+    verify_json "$server, $transport" "$url" "$WORK/legacy.json" "${LEGACY_HEADERS[@]}" \
+      -H "mcp-session-id: $session"
+    rm -f "$out.$i.tsv"
+    taskset -c "$LOAD_CPU" h2load -t 1 -c 1 -m 1 -D "$DURATION" --warm-up-time "$WARMUP" \
+      -d "$WORK/legacy.json" --log-file "$out.$i.tsv" --h1 "${LEGACY_HEADERS[@]}" \
+      -H "mcp-session-id: $session" "$url" >"$out.$i.txt" &
+    gens+=($!)
+  done
+  for i in "${gens[@]}"; do wait "$i"; done
+  local line
+  line=$(for i in $(seq 1 "$CONCURRENCY"); do h2load_summary "$out.$i.txt" "$out.$i.tsv"; done |
+    python3 -c '
+import sys
+rows = [l.split("\t") for l in sys.stdin.read().split("\n") if l.strip()]
+print(f"{sum(float(r[0]) for r in rows):.0f}", end="\t")' )
+  # Latency percentiles over all the sessions' requests.
+  cat "$out".[0-9]*.tsv >"$out.tsv"
+  line+=$(h2load_summary <(echo "finished in 1s, 0 req/s"; grep -h "^requests:\|^status codes:" "$out".1.txt) "$out.tsv" | cut -f2-)
+  # Errors: summed over the sessions.
+  local errors=0 e
+  for i in $(seq 1 "$CONCURRENCY"); do
+    e=$(h2load_summary "$out.$i.txt" "$out.$i.tsv" | cut -f4)
+    errors=$((errors + e))
+  done
+  line="$(cut -f1-3 <<<"$line")"$'\t'"$errors"
+  log "  req/s, p50 ms, p99 ms, errors: ${line//$'\t'/, }"
+  [[ -v LABEL[$key] ]] || keys+=("$key")
+  LABEL[$key]="| $server | $transport"
+  RESULTS[$key]+="$line"$'\n'
+}
+
 # One round measures every case once; rounds interleave, so a burst of other load on the machine
 # spreads over all servers instead of landing on one.
 tool_errors=0
 for round in $(seq 1 "$ROUNDS"); do
-  log "round $round of $ROUNDS"
+  # The machine's load when the round starts: other work on the two cores moves every number.
+  log "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   # mcp-tool, at the default LOG_LEVEL=info (a request log line and a tool-call log line per call)
   # and at warn. Log lines go to /dev/null: formatted and written, not stored.
   for level in info warn; do
@@ -165,7 +222,7 @@ for round in $(seq 1 "$ROUNDS"); do
     before=$(tool_failures "$port")
     case_ "$name" "HTTP 2026-07-28" "ours-$level-modern" "$url" "$WORK/modern.json" \
       "${MODERN_HEADERS[@]}"
-    case_ "$name" "HTTP 2025-11-25" "ours-$level-legacy" "$url" "$WORK/legacy.json" \
+    case_ "$name" "HTTP 2025-06-18" "ours-$level-legacy" "$url" "$WORK/legacy.json" \
       "${LEGACY_HEADERS[@]}"
     case_ "$name" "gRPC (h2c)" "ours-$level-grpc" "http://127.0.0.1:$port/mcp.MCPService/CallTool" \
       "$WORK/grpc.bin" "${GRPC_HEADERS[@]}"
@@ -179,15 +236,15 @@ for round in $(seq 1 "$ROUNDS"); do
     stop "$pid"
   done
 
-  # The rmcp reference, on the 2026-07-28 path (stateless in rmcp whatever the configuration).
-  # Its legacy path is not measured: with the SDK's default configuration a legacy client gets a
-  # session, and within one session JSON-RPC ids must be unique, which a load generator
-  # repeating one request body breaks (concurrent calls with the same id are lost).
+  # The rmcp reference, on the 2026-07-28 path (stateless in rmcp whatever the configuration)
+  # and on the legacy path, where its default configuration gives each client a session.
   port=$(free_port)
   PORT=$port TOKIO_WORKER_THREADS=1 start rmcp-reference "$port" "$REFERENCE"
   pid=$server_pid
   case_ "rmcp reference" "HTTP 2026-07-28" ref-modern "http://127.0.0.1:$port/mcp" \
     "$WORK/modern.json" "${MODERN_HEADERS[@]}"
+  measure_sessions "rmcp reference" "HTTP 2025-06-18 (sessions)" ref-legacy \
+    "http://127.0.0.1:$port/mcp"
   stop "$pid"
 
   # FastMCP (Python SDK 1.x; it knows no 2026-07-28): stateless, JSON responses, one process.
@@ -195,7 +252,7 @@ for round in $(seq 1 "$ROUNDS"); do
   PORT=$port start fastmcp "$port" "$VENV/bin/python" bench/mcp/fastmcp_server.py
   pid=$server_pid
   version=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))')
-  case_ "FastMCP (mcp $version)" "HTTP 2025-11-25 (stateless)" fastmcp "http://127.0.0.1:$port/mcp" \
+  case_ "FastMCP (mcp $version)" "HTTP 2025-06-18 (stateless)" fastmcp "http://127.0.0.1:$port/mcp" \
     "$WORK/legacy.json" "${LEGACY_HEADERS[@]}"
   stop "$pid"
 done
@@ -222,8 +279,13 @@ if ((tool_errors > 0)); then
   echo "mcp-tool's /metrics counted $tool_errors echo calls that did not succeed."
 fi
 echo
-for level in info warn; do
-  echo "- mcp-tool (LOG_LEVEL=$level), HTTP 2026-07-28: $(ratio "${RPS[ours-$level-modern]}" "${RPS[ref-modern]}")x" \
-    "the rmcp reference's req/s (HTTP 2026-07-28; target >= 1);" \
-    "HTTP 2025-11-25: $(ratio "${RPS[ours-$level-legacy]}" "${RPS[fastmcp]}")x FastMCP's (target >= 10)."
+echo "mcp-tool's req/s over the rmcp reference's, same era, same run (targets: >= 1.0 at warn,"
+echo ">= 0.9 at info; gRPC has no reference: its cost per call is in bench/mcp/callgrind.sh):"
+echo
+echo "| LOG_LEVEL | HTTP 2026-07-28 | HTTP 2025-06-18 (reference: sessions) | HTTP 2025-06-18 vs FastMCP (target >= 10) |"
+echo "|---|---:|---:|---:|"
+for level in warn info; do
+  echo "| $level | $(ratio "${RPS[ours-$level-modern]}" "${RPS[ref-modern]}")x" \
+    "| $(ratio "${RPS[ours-$level-legacy]}" "${RPS[ref-legacy]}")x" \
+    "| $(ratio "${RPS[ours-$level-legacy]}" "${RPS[fastmcp]}")x |"
 done

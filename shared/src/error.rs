@@ -283,15 +283,17 @@ const MAX_LIBRARY_ERROR_BYTES: usize = 4096;
 /// successes, pass through untouched.
 pub async fn normalize(response: Response) -> Response {
     let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
+        .map_or(&b""[..], HeaderValue::as_bytes);
     let is_json_or_grpc = content_type.starts_with(b"application/json")
         || content_type.starts_with(b"application/grpc")
         || content_type.starts_with(b"text/event-stream");
-    if !(status.is_client_error() || status.is_server_error()) || is_json_or_grpc {
+    if is_json_or_grpc {
         return response;
     }
     let (mut parts, body) = response.into_parts();

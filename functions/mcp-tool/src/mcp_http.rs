@@ -17,8 +17,8 @@ use tracing::Instrument as _;
 use axum::Router;
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, ListToolsResult,
-    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
+    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
     ProgressNotificationParam, ProgressToken, ProtocolVersion, ResultType, ServerConfig,
     SetLevelRequestParams,
 };
@@ -28,7 +28,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 
 use crate::registry::{CallError, CallOutcome, Registry, Transport};
-use crate::tool::{BoxFuture, CallContext, Reporter};
+use crate::tool::{BoxFuture, CallContext, Content, Reporter};
 
 /// `ttlMs` of `tools/list` (2026-07-28): five minutes.
 const TOOL_LIST_TTL_MS: u64 = 5 * 60 * 1000;
@@ -178,19 +178,34 @@ impl ServerHandler for McpHandler {
     }
 }
 
+/// The rmcp result, built directly: `CallOutcome` already has MCP's shape, and a round trip
+/// through `serde_json::Value` cost more than the rest of the handler.
 fn to_result(outcome: CallOutcome) -> Result<CallToolResult, ErrorData> {
-    let mut result = json!({
-        "content": outcome.content,
-        "isError": outcome.is_error,
-    });
-    if let Some(structured) = outcome.structured {
-        result["structuredContent"] = structured;
-    }
-    let mut result: CallToolResult = serde_json::from_value(result)
+    let content = outcome
+        .content
+        .into_iter()
+        .map(to_block)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ErrorData::internal_error(format!("tool result: {e}"), None))?;
-    // As for the tool list: required by 2026-07-28, stripped by rmcp for legacy peers.
-    result.result_type = Some(ResultType::COMPLETE);
+    // Both constructors set `resultType: "complete"`, required by 2026-07-28 and stripped by
+    // rmcp for legacy peers.
+    let mut result = if outcome.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    };
+    result.structured_content = outcome.structured;
     Ok(result)
+}
+
+fn to_block(content: Content) -> Result<ContentBlock, serde_json::Error> {
+    Ok(match content {
+        Content::Text { text } => ContentBlock::text(text),
+        Content::Image { data, mime_type } => ContentBlock::image(data, mime_type),
+        Content::Audio { data, mime_type } => ContentBlock::audio(data, mime_type),
+        // Free-form: rmcp checks it is a resource (`uri` with `text` or `blob`).
+        Content::Resource { resource } => ContentBlock::resource(serde_json::from_value(resource)?),
+    })
 }
 
 /// Sends a call's progress and log messages as MCP notifications (rmcp switches the response

@@ -74,6 +74,8 @@ pub struct SchemaError {
 
 struct Entry {
     tool: Tool,
+    /// This tool's series, resolved on first use (a series appears once it has a sample).
+    series: Series,
     /// Compiled on the tool's first call: compiling (which validates the schema against the
     /// 2020-12 meta-schema) is most of a cold start's work otherwise.
     validator: OnceLock<Result<Schema, String>>,
@@ -113,12 +115,65 @@ struct ToolMetrics {
     duration: Family<ToolLabels, Histogram, fn() -> Histogram>,
 }
 
+/// What a call can end as, in `status` label order.
+const STATUSES: [&str; 5] = [
+    "success",
+    "error",
+    "timeout",
+    "invalid_arguments",
+    "unknown_tool",
+];
+
+/// One tool label's series: the calls counter per status and the duration histogram, looked
+/// up in the families once instead of a label set being built and hashed on every call.
+#[derive(Default)]
+struct Series {
+    calls: [OnceLock<Counter>; STATUSES.len()],
+    duration: OnceLock<Histogram>,
+}
+
+impl Series {
+    fn record(&self, metrics: &ToolMetrics, tool: &str, status: &'static str, seconds: f64) {
+        let calls = match STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.calls[i].get_or_init(|| {
+                metrics
+                    .calls
+                    .get_or_create(&CallLabels {
+                        tool: tool.to_owned(),
+                        status,
+                    })
+                    .clone()
+            }),
+            None => &metrics
+                .calls
+                .get_or_create(&CallLabels {
+                    tool: tool.to_owned(),
+                    status,
+                })
+                .clone(),
+        };
+        calls.inc();
+        self.duration
+            .get_or_init(|| {
+                metrics
+                    .duration
+                    .get_or_create(&ToolLabels {
+                        tool: tool.to_owned(),
+                    })
+                    .clone()
+            })
+            .observe(seconds);
+    }
+}
+
 /// Every tool this instance serves.
 pub struct Registry {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
     max_result_bytes: usize,
     metrics: ToolMetrics,
+    /// The series of calls naming no tool (`tool="unknown"`).
+    unknown: Series,
 }
 
 /// Where a call came from, for the log line.
@@ -177,6 +232,7 @@ impl Registry {
             check_bounds(&tool.input_schema).map_err(problem)?;
             index.insert(tool.name.clone(), entries.len());
             entries.push(Entry {
+                series: Series::default(),
                 slots: Arc::new(Semaphore::new(tool.max_concurrency.max(1))),
                 tool,
                 validator: OnceLock::new(),
@@ -187,6 +243,7 @@ impl Registry {
             index,
             max_result_bytes,
             metrics,
+            unknown: Series::default(),
         })
     }
 
@@ -221,24 +278,24 @@ impl Registry {
         transport: Transport,
     ) -> Result<CallOutcome, CallError> {
         let start = Instant::now();
-        let result = self.run(name, arguments, ctx).await;
-        let elapsed = start.elapsed();
-        let (tool_label, status) = match &result {
-            Err(CallError::UnknownTool(_)) => ("unknown".to_owned(), "unknown_tool"),
-            Err(CallError::InvalidArguments { .. }) => (name.to_owned(), "invalid_arguments"),
-            Ok((_, status)) => (name.to_owned(), *status),
+        let entry = self.index.get(name).map(|&i| &self.entries[i]);
+        let result = match entry {
+            Some(entry) => self.run(entry, name, arguments, ctx).await,
+            None => Err(CallError::UnknownTool(name.to_owned())),
         };
-        self.metrics
-            .calls
-            .get_or_create(&CallLabels {
-                tool: tool_label.clone(),
-                status,
-            })
-            .inc();
-        self.metrics
-            .duration
-            .get_or_create(&ToolLabels { tool: tool_label })
-            .observe(elapsed.as_secs_f64());
+        let elapsed = start.elapsed();
+        let status = match &result {
+            Err(CallError::UnknownTool(_)) => "unknown_tool",
+            Err(CallError::InvalidArguments { .. }) => "invalid_arguments",
+            Ok((_, status)) => *status,
+        };
+        let seconds = elapsed.as_secs_f64();
+        match entry {
+            Some(entry) => entry.series.record(&self.metrics, name, status, seconds),
+            None => self
+                .unknown
+                .record(&self.metrics, "unknown", status, seconds),
+        }
         // Never the arguments: they may hold secrets or personal data.
         tracing::info!(
             tool = name,
@@ -252,15 +309,11 @@ impl Registry {
 
     async fn run(
         &self,
+        entry: &Entry,
         name: &str,
         arguments: Option<Map<String, Value>>,
         ctx: CallContext,
     ) -> Result<(CallOutcome, &'static str), CallError> {
-        let entry = self
-            .index
-            .get(name)
-            .map(|&i| &self.entries[i])
-            .ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
         let validator = match entry.validator() {
             Ok(v) => v,
             Err(problem) => {
@@ -333,11 +386,33 @@ impl Registry {
     }
 }
 
+/// The result's size as JSON, counted as it is serialized rather than buffered.
 fn result_size(content: &[Content], structured: Option<&Value>) -> usize {
-    let content = serde_json::to_vec(content).map_or(usize::MAX, |v| v.len());
-    let structured =
-        structured.map_or(0, |v| serde_json::to_vec(v).map_or(usize::MAX, |v| v.len()));
+    let content = json_len(content);
+    let structured = structured.map_or(0, json_len);
     content.saturating_add(structured)
+}
+
+fn json_len(value: &(impl serde::Serialize + ?Sized)) -> usize {
+    let mut counter = ByteCount(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// A writer that only counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn check_bounds(schema: &Value) -> Result<(), String> {

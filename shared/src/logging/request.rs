@@ -8,8 +8,11 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use http::{HeaderMap, Version};
-use tracing::{Instrument, Span};
+use std::borrow::Cow;
+
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Version, header};
+use tracing::{Instrument, Level, Span};
 
 use super::{TraceContext, project};
 use crate::server::{PeerAddr, Principal};
@@ -51,43 +54,61 @@ pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next
     {
         project::ensure(base).await;
     }
+    // Without tracing or a caller's trace the span would carry nothing to any line: none is
+    // made, and the request is not entered into and out of one at every poll.
     let span = if tracing_on {
         server_span(&req)
-    } else {
+    } else if trace.is_some() {
         request_span(trace.as_ref())
+    } else {
+        Span::none()
     };
+    // What the line needs from the request, kept without copying (the method, URI and header
+    // values share their bytes): a line filtered out by LOG_LEVEL costs no formatting.
     let method = req.method().clone();
-    // Path and query only: HTTP/2 requests carry scheme and authority, HTTP/1.1 ones don't.
-    let url = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_owned(), ToString::to_string);
-    let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let protocol = protocol(req.version());
-    let user_agent = header(req.headers(), "user-agent");
-    let remote_ip = remote_ip(req.headers(), req.extensions().get::<PeerAddr>());
-    let response = next.run(req).instrument(span.clone()).await;
+    let user_agent = req.headers().get(header::USER_AGENT).cloned();
+    let forwarded = req.headers().get("x-forwarded-for").cloned();
+    let peer = req.extensions().get::<PeerAddr>().copied();
+    let response = if span.is_none() {
+        next.run(req).await
+    } else {
+        next.run(req).instrument(span.clone()).await
+    };
     let status = response.status().as_u16();
-    let latency = format!("{:.6}s", start.elapsed().as_secs_f64());
+    let elapsed = start.elapsed();
+    if tracing_on {
+        record_response(&span, &response);
+    }
+    let path = uri.path();
+    let level = level(status, response.headers(), path);
+    if !level_enabled(level) {
+        return response;
+    }
     // Who the request was verified as (AUTH_MODE), when it was.
     let principal = response.extensions().get::<Principal>();
     let auth_mode = principal.map(|p| p.mode.as_str());
     let principal = principal.map(|p| p.name.as_str());
-    if tracing_on {
-        record_response(&span, &response);
-    }
-    let quiet = status < 400 && (path.starts_with("/health") || path == "/metrics");
+    // Path and query only: HTTP/2 requests carry scheme and authority, HTTP/1.1 ones don't.
+    let url = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let latency = format!("{:.6}s", elapsed.as_secs_f64());
+    let user_agent = user_agent
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let remote_ip = remote_ip(forwarded.as_ref(), peer.as_ref());
     let _entered = span.enter();
     macro_rules! line {
         ($level:expr) => {
             tracing::event!(
                 $level,
                 httpRequest.requestMethod = method.as_str(),
-                httpRequest.requestUrl = url.as_str(),
+                httpRequest.requestUrl = url,
                 httpRequest.status = status,
                 httpRequest.latency = latency.as_str(),
-                httpRequest.userAgent = user_agent.as_str(),
-                httpRequest.remoteIp = remote_ip.as_str(),
+                httpRequest.userAgent = user_agent,
+                httpRequest.remoteIp = remote_ip.as_ref(),
                 httpRequest.protocol = protocol,
                 principal,
                 auth_mode,
@@ -95,10 +116,11 @@ pub async fn log_request(State(log): State<RequestLog>, req: Request, next: Next
             )
         };
     }
-    match status {
-        500.. => line!(tracing::Level::ERROR),
-        _ if quiet => line!(tracing::Level::DEBUG),
-        _ => line!(tracing::Level::INFO),
+    match level {
+        Level::ERROR => line!(Level::ERROR),
+        Level::WARN => line!(Level::WARN),
+        Level::DEBUG => line!(Level::DEBUG),
+        _ => line!(Level::INFO),
     }
     response
 }
@@ -170,22 +192,30 @@ fn record_response(span: &Span, response: &Response) {
     }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+/// The line's level: server faults at ERROR, but a 503 that says when to come back
+/// (`Retry-After`: load shed, draining, a dependency down for now) is a refusal the server
+/// chose, at WARN; probes and scrapes that succeed at DEBUG; the rest at INFO.
+fn level(status: u16, headers: &HeaderMap, path: &str) -> Level {
+    match status {
+        503 if headers.contains_key(header::RETRY_AFTER) => Level::WARN,
+        500.. => Level::ERROR,
+        ..400 if path.starts_with("/health") || path == "/metrics" => Level::DEBUG,
+        _ => Level::INFO,
+    }
+}
+
+/// Whether a line at `level` would be written (the filter's most verbose level admits it).
+fn level_enabled(level: Level) -> bool {
+    level <= tracing::level_filters::LevelFilter::current()
 }
 
 /// The client as the platform saw it (first `X-Forwarded-For` hop), else the socket peer.
-fn remote_ip(headers: &HeaderMap, peer: Option<&PeerAddr>) -> String {
-    headers
-        .get("x-forwarded-for")
+fn remote_ip<'a>(forwarded: Option<&'a HeaderValue>, peer: Option<&PeerAddr>) -> Cow<'a, str> {
+    forwarded
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .or_else(|| peer.map(|p| p.0.ip().to_string()))
+        .map(|v| Cow::Borrowed(v.trim()))
+        .or_else(|| peer.map(|p| Cow::Owned(p.0.ip().to_string())))
         .unwrap_or_default()
 }
 
@@ -197,5 +227,34 @@ fn protocol(version: Version) -> &'static str {
         Version::HTTP_2 => "HTTP/2",
         Version::HTTP_3 => "HTTP/3",
         _ => "HTTP",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_with_retry_after_are_warnings_and_faults_are_errors() {
+        let mut retry = HeaderMap::new();
+        retry.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let none = HeaderMap::new();
+        assert_eq!(level(503, &retry, "/mcp"), Level::WARN);
+        assert_eq!(level(503, &none, "/mcp"), Level::ERROR);
+        assert_eq!(level(500, &retry, "/mcp"), Level::ERROR);
+        assert_eq!(level(200, &none, "/health/ready"), Level::DEBUG);
+        assert_eq!(level(200, &none, "/metrics"), Level::DEBUG);
+        assert_eq!(level(503, &retry, "/health/ready"), Level::WARN);
+        assert_eq!(level(404, &none, "/health/nope"), Level::INFO);
+        assert_eq!(level(200, &none, "/mcp"), Level::INFO);
+    }
+
+    #[test]
+    fn the_client_is_the_first_forwarded_hop_else_the_peer() {
+        let peer = PeerAddr("10.0.0.9:5000".parse().unwrap());
+        let forwarded = HeaderValue::from_static(" 203.0.113.7 , 10.0.0.1");
+        assert_eq!(remote_ip(Some(&forwarded), Some(&peer)), "203.0.113.7");
+        assert_eq!(remote_ip(None, Some(&peer)), "10.0.0.9");
+        assert_eq!(remote_ip(None, None), "");
     }
 }

@@ -145,21 +145,33 @@ impl Recorder {
         self.done = true;
         // Unimplemented means the method name came from the client, not our service table.
         let method = if code == Code::Unimplemented {
-            "unknown".to_owned()
+            "unknown"
         } else {
-            std::mem::take(&mut self.method)
+            self.method.as_str()
         };
-        self.metrics
-            .grpc_requests
-            .get_or_create(&GrpcLabels {
-                method: method.clone(),
-                status: code_name(code),
-            })
-            .inc();
-        self.metrics
-            .grpc_duration
-            .get_or_create(&GrpcMethodLabels { method })
-            .observe(self.start.elapsed().as_secs_f64());
+        let status = code_name(code);
+        let metrics = &self.metrics;
+        let (requests, duration) = metrics.grpc_series.get(
+            |(m, s)| *s == status && m == method,
+            || {
+                let requests = metrics
+                    .grpc_requests
+                    .get_or_create(&GrpcLabels {
+                        method: method.to_owned(),
+                        status,
+                    })
+                    .clone();
+                let duration = metrics
+                    .grpc_duration
+                    .get_or_create(&GrpcMethodLabels {
+                        method: method.to_owned(),
+                    })
+                    .clone();
+                ((method.to_owned(), status), (requests, duration))
+            },
+        );
+        requests.inc();
+        duration.observe(self.start.elapsed().as_secs_f64());
     }
 }
 

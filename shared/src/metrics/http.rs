@@ -35,16 +35,15 @@ pub async fn record_http(State(metrics): State<Metrics>, req: Request, next: Nex
         return response;
     }
     let method = method_label(req.method());
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    if crate::telemetry::enabled() && path != "unmatched" {
+    // The route template, shared with the router (no copy unless a new series is made).
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let path = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    if crate::telemetry::enabled() && route.is_some() {
         // The server span learns its route here, where routing has matched it.
         use opentelemetry::trace::TraceContextExt as _;
         use tracing_opentelemetry::OpenTelemetrySpanExt as _;
         let span = tracing::Span::current();
-        span.record("http.route", path.as_str());
+        span.record("http.route", path);
         span.context()
             .span()
             .update_name(format!("{} {path}", req.method()));
@@ -52,18 +51,30 @@ pub async fn record_http(State(metrics): State<Metrics>, req: Request, next: Nex
     let start = Instant::now();
     let response = next.run(req).await;
     let elapsed = start.elapsed().as_secs_f64();
-    metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            method,
-            path: path.clone(),
-            status: response.status().as_u16(),
-        })
-        .inc();
-    metrics
-        .http_duration
-        .get_or_create(&HttpRouteLabels { method, path })
-        .observe(elapsed);
+    let status = response.status().as_u16();
+    let (requests, duration) = metrics.http_series.get(
+        |(m, p, s)| *s == status && *m == method && p == path,
+        || {
+            let requests = metrics
+                .http_requests
+                .get_or_create(&HttpLabels {
+                    method,
+                    path: path.to_owned(),
+                    status,
+                })
+                .clone();
+            let duration = metrics
+                .http_duration
+                .get_or_create(&HttpRouteLabels {
+                    method,
+                    path: path.to_owned(),
+                })
+                .clone();
+            ((method, path.to_owned(), status), (requests, duration))
+        },
+    );
+    requests.inc();
+    duration.observe(elapsed);
     response
 }
 

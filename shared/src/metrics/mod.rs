@@ -6,6 +6,7 @@
 pub(crate) mod grpc;
 mod http;
 mod process;
+mod series;
 
 use std::sync::Arc;
 
@@ -24,9 +25,14 @@ use prometheus_client::registry::Registry;
 pub use grpc::{GrpcMetricsLayer, GrpcMetricsService};
 pub use http::record_http;
 
-/// Buckets for request durations in seconds (OpenTelemetry's HTTP server defaults).
-pub const DURATION_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+use series::SeriesCache;
+
+/// Buckets for request durations in seconds: OpenTelemetry's HTTP server defaults up to 10 s,
+/// then on to an hour, Cloud Run's longest request (streamed runs, long tool calls), so those
+/// are not all lumped into `+Inf`.
+pub const DURATION_BUCKETS: [f64; 21] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
 /// A histogram family constructor with [`DURATION_BUCKETS`].
@@ -72,6 +78,13 @@ pub struct GrpcMethodLabels {
 
 type DurationFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// A request's counter and duration histogram, bumped together.
+pub(crate) type SeriesHandles = (Counter, Histogram);
+/// HTTP series by (method, route template, status).
+pub(crate) type HttpSeries = SeriesCache<(&'static str, String, u16), SeriesHandles>;
+/// gRPC series by (full method, status name).
+pub(crate) type GrpcSeries = SeriesCache<(String, &'static str), SeriesHandles>;
+
 /// The runtime's metric families; cheap to clone (every family is shared).
 #[derive(Clone)]
 pub struct Metrics {
@@ -85,6 +98,10 @@ pub struct Metrics {
     pub grpc_duration: DurationFamily<GrpcMethodLabels>,
     /// `aixgo_active_connections`.
     pub active_connections: Gauge,
+    /// The HTTP series by (method, route, status), resolved once.
+    pub(crate) http_series: Arc<HttpSeries>,
+    /// The gRPC series by (method, status name), resolved once.
+    pub(crate) grpc_series: Arc<GrpcSeries>,
 }
 
 impl Metrics {
@@ -96,6 +113,8 @@ impl Metrics {
             grpc_requests: Family::default(),
             grpc_duration: Family::new_with_constructor(duration_histogram),
             active_connections: Gauge::default(),
+            http_series: Arc::default(),
+            grpc_series: Arc::default(),
         };
         // prometheus-client appends `_total` to counter names itself.
         registry.register(
@@ -167,4 +186,14 @@ async fn scrape(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> im
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_are_bucketed_up_to_cloud_runs_longest_request() {
+        let b = super::DURATION_BUCKETS;
+        assert_eq!(b.last(), Some(&3600.0));
+        assert!(b.windows(2).all(|w| w[0] < w[1]));
+    }
 }

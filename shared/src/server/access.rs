@@ -158,7 +158,9 @@ fn cors(policy: Arc<AccessPolicy>) -> CorsLayer {
 }
 
 fn is_local(host: &str) -> bool {
-    LOCAL_HOSTS.contains(&host.to_ascii_lowercase().as_str())
+    LOCAL_HOSTS
+        .iter()
+        .any(|local| local.eq_ignore_ascii_case(host))
 }
 
 /// `host[:port]` or `[v6]:port` without the port.
