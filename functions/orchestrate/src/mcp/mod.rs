@@ -29,7 +29,7 @@ pub use types::{Content, ToolInfo, ToolList, ToolResult};
 pub type Arguments = serde_json::Map<String, serde_json::Value>;
 
 /// The `_meta` key of a `tools/call` that carries its idempotency key
-/// (`{run_id}/{step_id}/{call_id}`).
+/// (`{run_id}/{step_id}/m{turn}/t{i}`: the step's model turn and the call's place in it).
 pub const IDEMPOTENCY_META: &str = "io.aixrun/idempotency-key";
 /// The gRPC metadata entry that carries it on `mcp.MCPService/CallTool`.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";

@@ -59,7 +59,7 @@ pub trait Tools: Send + Sync {
     fn list<'a>(&'a self, agent: &'a Agent) -> BoxFuture<'a, Result<Vec<AgentTool>, String>>;
 
     /// Calls `tool`. Every outcome the model can act on is a reply; dropping the future
-    /// cancels the call. `idempotency_key` (`{run_id}/{step_id}/{call_id}`) is the same when a
+    /// cancels the call. `idempotency_key` (`{run_id}/{step_id}/m{turn}/t{i}`) is the same when a
     /// resumed run makes a call again that was in flight when its instance stopped.
     fn call<'a>(
         &'a self,

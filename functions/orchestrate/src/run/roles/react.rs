@@ -283,12 +283,12 @@ async fn one_call(
             let left = step.meter.remaining();
             let timeout = tool.timeout.min(left);
             let span = aixrun::telemetry::spans::execute_tool(&call.name, &call.id, "function");
-            let idempotency_key = format!(
-                "{}/{}/{}",
-                step.run.recorder.run_id(),
-                step.place.id,
-                call.id
-            );
+            // The step's turn and the call's place in it, not the model's call id: servers
+            // that give no ids number each turn's calls from the start, so ids repeat. The
+            // same on every attempt at the run (the journal's key, `m{turn}/t{i}`).
+            let place = key.rsplit_once('@').map_or(key.as_str(), |(_, p)| p);
+            let idempotency_key =
+                format!("{}/{}/{place}", step.run.recorder.run_id(), step.place.id);
             let mut reply = step
                 .run
                 .engine
