@@ -299,7 +299,22 @@ impl RunService {
             let left = at.saturating_duration_since(Instant::now());
             at - (left / 10).min(Duration::from_secs(10))
         });
-        let executed = self.execute(id, suspend_at).await?;
+        // A delivery that finds the run held may be a duplicate of a live execution, or the
+        // redelivery of one whose instance died a moment ago, before its lease ran out: it
+        // waits up to one and a half leases, taking the run over if the lease lapses (the
+        // holder stopped renewing it), and acknowledges if the holder is still alive then.
+        let patience = Instant::now() + self.lease_ttl + self.lease_ttl / 2;
+        let executed = loop {
+            let executed = self.execute(id, suspend_at).await?;
+            let may_wait = Instant::now() < patience
+                && suspend_at.is_none_or(|at| Instant::now() + self.lease_ttl / 3 < at);
+            match executed {
+                Executed::HeldElsewhere(_) if may_wait => {
+                    tokio::time::sleep((self.lease_ttl / 3).min(Duration::from_secs(1))).await;
+                }
+                other => break other,
+            }
+        };
         if executed == Executed::Suspended {
             self.dispatch(id).await?;
         }
