@@ -136,6 +136,10 @@ try {
     await page.waitForSelector('#run-status[data-status="completed"]');
     await page.screenshot({ path: screenshot, fullPage: true });
     await page.click('details.events summary');
+    // The events are written when the `toggle` event fires, a task after the click: wait.
+    await page.waitForFunction(
+      () => (document.querySelector('details.events pre')?.textContent ?? '').length > 0,
+    );
     const raw = await page.textContent('details.events pre');
     assert.match(raw, /"type":"run.started"/);
     assert.match(raw, /"type":"run.finished"/);
