@@ -31,7 +31,7 @@ use crate::service::{OnDisconnect, RunRequest, RunService};
 
 /// A comment goes out when nothing else has for this long, so idle-timeout proxies keep the
 /// stream open.
-pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
+const HEARTBEAT: Duration = Duration::from_secs(15);
 /// What the routes share.
 #[derive(Clone)]
 pub struct Api {
@@ -282,6 +282,15 @@ fn streamed(api: Api, spec: RunSpec) -> Response {
             let sse = sse_event(&envelope);
             Some((Ok::<_, Infallible>(sse), (rx, guard, end)))
         });
+    sse_response(events)
+}
+
+/// An SSE answer of `events`: heartbeats while nothing else goes out, and no caching or
+/// proxy buffering.
+pub(crate) fn sse_response<S>(events: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response();

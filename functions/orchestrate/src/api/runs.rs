@@ -12,7 +12,6 @@ use aixrun::server::Deadline;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -23,7 +22,7 @@ use serde_json::{Value, json};
 use aixrun::gcp::pubsub::PushMessage;
 use tracing::Instrument as _;
 
-use super::{Api, HEARTBEAT, Refusal, bad, refused, sse_event};
+use super::{Api, Refusal, bad, refused, sse_event};
 use crate::run::{Envelope, Event, RunResult};
 use crate::service::{OnDisconnect, RunRequest, RunService};
 use crate::store::{RunFilter, RunRecord, RunStatus};
@@ -351,13 +350,7 @@ where
                 .data(e.to_string()),
         })
     });
-    let mut response = Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    super::sse_response(events)
 }
 
 /// Cancels a followed run when its caller leaves before its `run.finished`, unless the
