@@ -233,6 +233,11 @@ impl RunService {
         id: &str,
         suspend_at: Option<Instant>,
     ) -> Result<Executed, ApiError> {
+        // A redelivery of a push this instance still answers (its ack deadline passed): the
+        // lease is this instance's, so the store would grant it again.
+        if self.registry().contains_key(id) {
+            return Ok(Executed::HeldElsewhere(self.instance.clone()));
+        }
         let record = match self
             .store
             .lease(id, &self.instance, self.lease_ttl)
