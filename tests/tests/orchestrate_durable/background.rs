@@ -138,3 +138,63 @@ async fn each_tool_call_has_its_own_idempotency_key_when_the_model_reuses_call_i
     // result.
     assert_ne!(calls[0].key, calls[1].key, "{calls:#?}");
 }
+
+/// A wrapped push body naming run `id`, as Pub/Sub sends it.
+fn push_body(id: &str, message_id: &str) -> Value {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(json!({"run_id": id}).to_string());
+    json!({
+        "message": {"data": data, "attributes": {"run_id": id}, "messageId": message_id},
+        "subscription": "projects/aixrun-test/subscriptions/duplicate",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\""]
+async fn a_duplicate_push_of_a_run_executing_on_the_same_instance_is_acked_and_does_nothing() {
+    emulators();
+    let port = e2e::closed_port();
+    let queue = PushQueue::to_port(port).await;
+    let model = by_turn(
+        vec![tool_call("slow", 1), Reply::text("done")],
+        Duration::ZERO,
+    );
+    let mcp = FakeMcp::start(vec![FakeTool::new("slow", Duration::from_secs(3))]);
+    let dir = TempDir::new();
+    let port_text = port.to_string();
+    let app = instance(
+        &dir,
+        &agent_yaml(&model, Some(&mcp), ""),
+        &[("PORT", &port_text), ("RUNS_TOPIC", &queue.topic)],
+    );
+    let id = start(&app, json!({"input": "go"})).await;
+    e2e::orchestrate::wait_until(|| !mcp.calls().is_empty(), "the tool was never called").await;
+    // Pub/Sub pushes a message again when its ack deadline passes before the answer (up to
+    // 600 s, while a delivery may execute for an hour); the emulator holds an unanswered push
+    // instead, so the duplicate is sent here, to the instance executing the run.
+    let asked = Instant::now();
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/v1/runs:execute",
+        Some(push_body(&id, "dup-1")),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    let run = wait_status(&app, &id, &["completed", "failed"], Duration::from_secs(20)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["attempts"], 1, "{run}");
+    assert_eq!(
+        calls_by_key(&mcp).values().sum::<usize>(),
+        1,
+        "{:#?}",
+        mcp.calls()
+    );
+    assert_eq!(model.requests().len(), 2);
+    queue.delete().await;
+}
