@@ -394,15 +394,29 @@ impl TestApp {
     /// Waits for a JSON log line satisfying `pred` and returns it; panics (with the logs) if
     /// none arrives within [`WAIT_TIMEOUT`].
     pub fn wait_for_log(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_logs(what, 1, pred).remove(0)
+    }
+
+    /// Waits until `count` JSON log lines satisfy `pred` and returns them all; panics (with the
+    /// logs) if fewer arrive within [`WAIT_TIMEOUT`]. For lines written after the state a test
+    /// waited for (a delivery's "done" line comes after the run it finished is stored).
+    pub fn wait_for_logs(
+        &self,
+        what: &str,
+        count: usize,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let found = self.logs.wait_for(WAIT_TIMEOUT, |lines| {
-            lines
+            let matching: Vec<Value> = lines
                 .iter()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| pred(v))
+                .filter(|v| pred(v))
+                .collect();
+            (matching.len() >= count).then_some(matching)
         });
         found.unwrap_or_else(|| {
             panic!(
-                "{}: no log line {what} within {WAIT_TIMEOUT:?}; logs:\n{}",
+                "{}: fewer than {count} log lines {what} within {WAIT_TIMEOUT:?}; logs:\n{}",
                 self.name,
                 self.logs().join("\n")
             )
