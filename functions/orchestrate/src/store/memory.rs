@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use super::lease::epoch_ms;
 use super::{
-    Claim, Created, Lease, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore,
-    Session, SessionTurn, StoreError,
+    Claim, Created, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore, Session,
+    SessionTurn, StoreError,
 };
 use crate::run::{Envelope, Event, now};
 
@@ -52,15 +53,6 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn epoch_ms() -> u64 {
-    let now = time::OffsetDateTime::now_utc();
-    u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Inner {
@@ -229,15 +221,7 @@ impl RunStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if let Some(entry) = inner.runs.get_mut(id) {
-            let record = &mut entry.record;
-            if record.lease.as_ref().is_some_and(|l| l.holder == holder) {
-                record.lease = None;
-            }
-            record.spent_ms += spent_ms;
-            if !record.status.is_final() {
-                record.status = status;
-            }
-            record.updated_at = now();
+            entry.record.end_attempt(holder, status, spent_ms);
             entry.notify.notify_waiters();
         }
         Ok(())
@@ -265,30 +249,10 @@ impl RunStore for MemoryStore {
         let Some(entry) = inner.runs.get_mut(id) else {
             return Ok(LeaseOutcome::NotFound);
         };
-        let record = &mut entry.record;
-        if record.status.is_final() {
-            return Ok(LeaseOutcome::Finished(record.clone()));
+        match entry.record.take_lease(holder, ttl, epoch_ms()) {
+            Ok(_) => Ok(LeaseOutcome::Acquired(entry.record.clone())),
+            Err(refused) => Ok(refused.outcome(entry.record.clone())),
         }
-        let now_ms = epoch_ms();
-        if let Some(lease) = &record.lease
-            && lease.holder != holder
-            && lease.until_ms > now_ms
-        {
-            return Ok(LeaseOutcome::Held {
-                holder: lease.holder.clone(),
-            });
-        }
-        let renewing = record.lease.as_ref().is_some_and(|l| l.holder == holder);
-        record.lease = Some(Lease {
-            holder: holder.to_owned(),
-            until_ms: now_ms + ms(ttl),
-        });
-        if !renewing {
-            record.attempts += 1;
-            record.status = RunStatus::Running;
-        }
-        record.updated_at = now();
-        Ok(LeaseOutcome::Acquired(record.clone()))
     }
 
     async fn claim_session(&self, id: &str, run_id: &str) -> Result<Claim, StoreError> {

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod firestore;
+mod lease;
 pub mod memory;
 mod record;
 
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use config::{RUN_LEASE_TTL, RUN_STORE, RUN_STORE_MAX_RUNS, RUN_TTL, StoreConfig, StoreKind};
+pub(crate) use lease::epoch_ms;
 pub use record::{Lease, RunFilter, RunPage, RunRecord, RunStatus, Session, SessionTurn};
 
 use crate::run::Envelope;
@@ -91,11 +93,8 @@ pub enum Claim {
 pub enum LeaseOutcome {
     /// Taken: the run as it is now.
     Acquired(RunRecord),
-    /// Another instance holds it and has renewed it in time.
-    Held {
-        /// Who.
-        holder: String,
-    },
+    /// Another holder has it, renewed in time: who, and until when.
+    Held(Lease),
     /// The run has ended: nothing to do.
     Finished(RunRecord),
     /// No such run.

@@ -7,9 +7,10 @@ use std::time::Duration;
 use aixrun::gcp::firestore::Value;
 
 use super::codec::{self, fields, valid_id};
-use super::{FirestoreStore, Step, epoch_ms};
+use super::{FirestoreStore, Step};
 use crate::run::now;
-use crate::store::{Lease, LeaseOutcome, RunRecord, RunStatus, StoreError};
+use crate::store::lease::{Granted, epoch_ms};
+use crate::store::{LeaseOutcome, RunRecord, RunStatus, StoreError};
 
 pub(super) async fn end_attempt(
     store: &FirestoreStore,
@@ -24,19 +25,17 @@ pub(super) async fn end_attempt(
     let op = format!("end an attempt at run {id}");
     store
         .update_run(&op, id, |record| {
-            let Some(record) = record else {
+            let Some(mut record) = record else {
                 return Ok(Step::Done(()));
             };
-            let spent = record.spent_ms.saturating_add(spent_ms);
-            let mut f = fields([(
-                "spent_ms",
-                Value::Integer(i64::try_from(spent).unwrap_or(i64::MAX)),
-            )]);
+            let ended = record.end_attempt(holder, status, spent_ms);
+            let spent = i64::try_from(record.spent_ms).unwrap_or(i64::MAX);
+            let mut f = fields([("spent_ms", Value::Integer(spent))]);
             let mut mask = vec!["spent_ms"];
-            if record.lease.as_ref().is_some_and(|l| l.holder == holder) {
+            if ended.released {
                 mask.extend(["lease_holder", "lease_until_ms"]);
             }
-            if !record.status.is_final() {
+            if ended.status_set {
                 f.insert("status".into(), status.as_str().into());
                 mask.push("status");
             }
@@ -87,34 +86,18 @@ pub(super) async fn lease(
             let Some(mut record) = record else {
                 return Ok(Step::Done(LeaseOutcome::NotFound));
             };
-            if record.status.is_final() {
-                return Ok(Step::Done(LeaseOutcome::Finished(record)));
-            }
-            let now_ms = epoch_ms();
-            if let Some(lease) = &record.lease
-                && lease.holder != holder
-                && lease.until_ms > now_ms
-            {
-                return Ok(Step::Done(LeaseOutcome::Held {
-                    holder: lease.holder.clone(),
-                }));
-            }
-            let renewing = record.lease.as_ref().is_some_and(|l| l.holder == holder);
-            let lease = Lease {
-                holder: holder.to_owned(),
-                until_ms: now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            let granted = match record.take_lease(holder, ttl, epoch_ms()) {
+                Ok(granted) => granted,
+                Err(refused) => return Ok(Step::Done(refused.outcome(record))),
             };
-            let mut f = codec::lease_fields(&lease);
+            let lease = record.lease.as_ref().expect("a granted lease is set");
+            let mut f = codec::lease_fields(lease);
             let mut mask = vec!["lease_holder", "lease_until_ms"];
-            record.lease = Some(lease);
-            if !renewing {
-                record.attempts += 1;
-                record.status = RunStatus::Running;
+            if granted == Granted::NewAttempt {
                 f.insert("attempts".into(), record.attempts.into());
                 f.insert("status".into(), record.status.as_str().into());
                 mask.extend(["attempts", "status"]);
             }
-            record.updated_at = now();
             Ok(Step::Write(
                 store.run_update(id, f, &mask),
                 LeaseOutcome::Acquired(record),

@@ -109,11 +109,6 @@ fn failed(reason: String) -> StoreError {
     }
 }
 
-fn epoch_ms() -> u64 {
-    let now = time::OffsetDateTime::now_utc();
-    u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
 /// What a read-modify-write decided on the document it read.
 enum Step<T> {
     /// Write this (the helper adds the precondition: unchanged since the read, or still
