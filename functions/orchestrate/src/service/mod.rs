@@ -30,13 +30,17 @@ use crate::run::{
     RunSummary, Status, Stop, now,
 };
 use crate::store::{
-    Claim, Created, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore, Session,
-    StoreError,
+    Claim, Created, Lease, LeaseOutcome, RunFilter, RunPage, RunRecord, RunStatus, RunStore,
+    Session, StoreError, epoch_ms,
 };
 pub use request::{IfBusy, OnDisconnect, RunRequest};
 
 /// How often an executing instance looks for a cancel asked elsewhere.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// How long after a lease's end a waiting delivery asks for it: the holder's clock and this
+/// one's may differ a little.
+const LEASE_MARGIN: Duration = Duration::from_millis(200);
 /// How many of a session's turns a model sees (`session.max_turns` lowers it).
 pub const DEFAULT_MAX_TURNS: usize = 20;
 /// Events read from the store at a time.
@@ -78,8 +82,10 @@ pub enum Executed {
     Finished(Box<RunRecord>),
     /// It stopped at a checkpoint to go on in another delivery.
     Suspended,
-    /// Another instance executes it: nothing was done.
-    HeldElsewhere(String),
+    /// This instance executes it already (a duplicate delivery): nothing was done.
+    HeldHere,
+    /// Another holder's lease still runs: nothing was done.
+    HeldElsewhere(Lease),
 }
 
 fn unavailable(e: &StoreError) -> ApiError {
@@ -88,6 +94,36 @@ fn unavailable(e: &StoreError) -> ApiError {
             ApiError::new(ErrorKind::Unavailable, e.to_string()).retry_after(5)
         }
         StoreError::Failed { .. } => ApiError::new(ErrorKind::Internal, e.to_string()),
+    }
+}
+
+/// A run this instance executes, in the registry until dropped (however the execution ends).
+struct Running<'a> {
+    service: &'a RunService,
+    id: String,
+    /// Cancels the execution (a cancel asked here, or seen in the store).
+    cancel: CancellationToken,
+}
+
+impl<'a> Running<'a> {
+    /// Registers run `id`, or `None` when this instance executes it already.
+    fn claim(service: &'a RunService, id: &str) -> Option<Self> {
+        let cancel = CancellationToken::new();
+        match service.registry().entry(id.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(_) => return None,
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(cancel.clone()),
+        };
+        Some(Self {
+            service,
+            id: id.to_owned(),
+            cancel,
+        })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.service.registry().remove(&self.id);
     }
 }
 
@@ -233,11 +269,13 @@ impl RunService {
         id: &str,
         suspend_at: Option<Instant>,
     ) -> Result<Executed, ApiError> {
-        // A redelivery of a push this instance still answers (its ack deadline passed): the
-        // lease is this instance's, so the store would grant it again.
-        if self.registry().contains_key(id) {
-            return Ok(Executed::HeldElsewhere(self.instance.clone()));
-        }
+        // The store's lease keeps other instances out; the registry keeps out a second
+        // delivery to this one (a push redelivered while this instance still answers it), to
+        // which the store would grant this instance's lease again. Claimed before the lease
+        // is asked for, so that two deliveries here cannot both pass.
+        let Some(running) = Running::claim(self, id) else {
+            return Ok(Executed::HeldHere);
+        };
         let record = match self
             .store
             .lease(id, &self.instance, self.lease_ttl)
@@ -245,12 +283,15 @@ impl RunService {
             .map_err(|e| unavailable(&e))?
         {
             LeaseOutcome::Acquired(record) => record,
-            LeaseOutcome::Held { holder } => return Ok(Executed::HeldElsewhere(holder)),
+            LeaseOutcome::Held(lease) => return Ok(Executed::HeldElsewhere(lease)),
             LeaseOutcome::Finished(record) => return Ok(Executed::Finished(Box::new(record))),
             LeaseOutcome::NotFound => return Err(not_found(id)),
         };
         let started = Instant::now();
-        let outcome = self.attempt(&record, suspend_at).await;
+        let outcome = self
+            .attempt(&record, running.cancel.clone(), suspend_at)
+            .await;
+        drop(running);
         let spent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (status, executed) = match outcome {
             Ok(Attempt::Suspended) => (RunStatus::Suspended, Executed::Suspended),
@@ -308,17 +349,19 @@ impl RunService {
         // redelivery of one whose instance died a moment ago, before its lease ran out: it
         // waits up to one and a half leases, taking the run over if the lease lapses (the
         // holder stopped renewing it), and acknowledges if the holder is still alive then.
+        // It sleeps until the lease's end rather than asking again and again.
         let patience = Instant::now() + self.lease_ttl + self.lease_ttl / 2;
         let executed = loop {
             let executed = self.execute(id, suspend_at).await?;
-            let may_wait = Instant::now() < patience
-                && suspend_at.is_none_or(|at| Instant::now() + self.lease_ttl / 3 < at);
-            match executed {
-                Executed::HeldElsewhere(_) if may_wait => {
-                    tokio::time::sleep((self.lease_ttl / 3).min(Duration::from_secs(1))).await;
-                }
-                other => break other,
+            let Executed::HeldElsewhere(lease) = &executed else {
+                break executed;
+            };
+            let ends_in = Duration::from_millis(lease.until_ms.saturating_sub(epoch_ms()));
+            let wake = Instant::now() + ends_in + LEASE_MARGIN;
+            if wake > patience || suspend_at.is_some_and(|at| wake + self.lease_ttl / 3 > at) {
+                break executed;
             }
+            tokio::time::sleep_until(wake).await;
         };
         if executed == Executed::Suspended {
             self.dispatch(id).await?;
@@ -330,6 +373,7 @@ impl RunService {
     async fn attempt(
         &self,
         record: &RunRecord,
+        cancel: CancellationToken,
         suspend_at: Option<Instant>,
     ) -> Result<Attempt, ApiError> {
         let id = record.run_id.as_str();
@@ -360,11 +404,9 @@ impl RunService {
             past,
             history,
         };
-        let cancel = CancellationToken::new();
         if record.cancel_requested {
             cancel.cancel();
         }
-        self.registry().insert(id.to_owned(), cancel.clone());
         let keeper = self.keep(id, cancel.clone());
         let stop = Interruptions {
             cancel,
@@ -377,7 +419,6 @@ impl RunService {
             outcome = attempt => outcome,
             never = keeper => match never {},
         };
-        self.registry().remove(id);
         Ok(outcome)
     }
 
@@ -396,7 +437,8 @@ impl RunService {
             if last_renewal.elapsed() >= renew_every {
                 match self.store.lease(id, &self.instance, self.lease_ttl).await {
                     Ok(LeaseOutcome::Acquired(_)) => last_renewal = Instant::now(),
-                    Ok(LeaseOutcome::Held { holder }) => {
+                    Ok(LeaseOutcome::Held(lease)) => {
+                        let holder = lease.holder;
                         tracing::warn!(run_id = id, holder, "the run's lease was taken over");
                         cancel.cancel();
                     }
@@ -500,7 +542,7 @@ impl RunService {
         {
             LeaseOutcome::Acquired(record) => record,
             LeaseOutcome::NotFound => return Err(not_found(id)),
-            LeaseOutcome::Held { .. } | LeaseOutcome::Finished(_) => return Ok(()),
+            LeaseOutcome::Held(_) | LeaseOutcome::Finished(_) => return Ok(()),
         };
         let mut summary = record.result.clone().unwrap_or_else(|| RunSummary {
             workflow: record.workflow.clone(),
