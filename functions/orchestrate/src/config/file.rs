@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub workflows: Vec<WorkflowFile>,
     /// Budgets and limits for every run.
     pub defaults: DefaultsFile,
+    /// How sessions (conversations of runs) are shown to models.
+    pub session: SessionFile,
     /// The seed's top-level supervisor: an agent that delegates to every react agent of the
     /// file, round by round, until it answers.
     pub supervisor: Option<SupervisorFile>,
@@ -378,6 +380,14 @@ pub struct DefaultsFile {
     pub tool_concurrency: Option<usize>,
     /// Branches of one run running at once.
     pub branch_concurrency: Option<usize>,
+}
+
+/// `session`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionFile {
+    /// How many of a session's latest turns a react agent sees.
+    pub max_turns: Option<usize>,
 }
 
 /// `approval`: which tool calls pause the run until a person approves or denies them.

@@ -18,9 +18,9 @@ use aixrun::{ConfigError, Env, StartupError};
 
 pub use file::FileConfig;
 pub use model::{
-    Agent, Aggregator, Approval, Auth, Budget, Category, Classifier, Defaults, Join, Link,
-    McpServer, ModelService, OnError, Orchestration, Planner, Role, Strategy, Supervisor, Tls,
-    Transport, Workflow,
+    Agent, Aggregator, Approval, Auth, Budget, Category, Classifier, DEFAULT_SESSION_MAX_TURNS,
+    Defaults, Join, Link, McpServer, ModelService, OnError, Orchestration, Planner, Role, Strategy,
+    Supervisor, Tls, Transport, Workflow,
 };
 
 /// `ORCHESTRATE_CONFIG`: path of the YAML file describing MCP servers, model services, agents,

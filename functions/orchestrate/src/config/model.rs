@@ -19,6 +19,8 @@ pub struct Orchestration {
     pub agents: BTreeMap<String, Arc<Agent>>,
     /// Budgets and limits of every run.
     pub defaults: Defaults,
+    /// How many of a session's latest turns a react agent sees (`session.max_turns`).
+    pub session_max_turns: usize,
     /// Where the configuration came from (a path, or the bundled example).
     pub source: String,
 }
@@ -404,6 +406,9 @@ impl Default for Budget {
         }
     }
 }
+
+/// How many of a session's latest turns a react agent sees unless `session.max_turns` says.
+pub const DEFAULT_SESSION_MAX_TURNS: usize = 20;
 
 /// `defaults`, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,8 @@ use super::graph::{self, Edge};
 use super::locate::Path;
 use super::mcp_server;
 use super::model::{
-    Agent, Approval, Budget, Defaults, Join, McpServer, ModelService, OnError, Orchestration, Role,
+    Agent, Approval, Budget, DEFAULT_SESSION_MAX_TURNS, Defaults, Join, McpServer, ModelService,
+    OnError, Orchestration, Role,
 };
 use super::roles;
 
@@ -74,6 +75,16 @@ pub(super) fn resolve(file: FileConfig, env: &Env, source: &str) -> Result<Orche
             }
             Some(n) => n,
         },
+    };
+    let session_max_turns = match file.session.max_turns {
+        None => DEFAULT_SESSION_MAX_TURNS,
+        Some(0) => {
+            return Err(Problem::new(
+                root.key("session").key("max_turns"),
+                "0 would hide every earlier turn, and sessions exist to show them; expected at least 1",
+            ));
+        }
+        Some(n) => n,
     };
     // The seed's top-level supervisor is an agent whose workers are every react agent.
     let mut files: Vec<(AgentFile, Path)> = Vec::new();
@@ -173,6 +184,7 @@ pub(super) fn resolve(file: FileConfig, env: &Env, source: &str) -> Result<Orche
             .map(|a| (a.name.clone(), Arc::clone(a)))
             .collect(),
         defaults,
+        session_max_turns,
         source: source.to_owned(),
     })
 }

@@ -583,3 +583,17 @@ fn tool_choice_is_auto_required_none_or_a_tool_the_agent_may_call() {
         "asks for a tool call, but the agent has no mcp_servers",
     );
 }
+
+#[test]
+fn session_max_turns_is_read_and_zero_is_refused() {
+    let agent = "agents:\n  - name: a\n    role: react\n    model: local\n";
+    let o = ok(&format!("{OLLAMA}{agent}"));
+    assert_eq!(o.session_max_turns, DEFAULT_SESSION_MAX_TURNS);
+    let o = ok(&format!("{OLLAMA}{agent}session:\n  max_turns: 3\n"));
+    assert_eq!(o.session_max_turns, 3);
+    let line = err(&format!("{OLLAMA}{agent}session:\n  max_turns: 0\n"));
+    assert!(line.contains("session.max_turns"), "{line}");
+    assert!(line.contains("at least 1"), "{line}");
+    let line = err(&format!("{OLLAMA}{agent}session:\n  turns: 3\n"));
+    assert!(line.contains("turns"), "{line}");
+}

@@ -41,8 +41,6 @@ const CANCEL_POLL: Duration = Duration::from_millis(500);
 /// How long after a lease's end a waiting delivery asks for it: the holder's clock and this
 /// one's may differ a little.
 const LEASE_MARGIN: Duration = Duration::from_millis(200);
-/// How many of a session's turns a model sees (`session.max_turns` lowers it).
-pub const DEFAULT_MAX_TURNS: usize = 20;
 /// Events read from the store at a time.
 const EVENT_PAGE: usize = 500;
 
@@ -60,8 +58,6 @@ pub struct RunService {
     pub instance: String,
     /// How long a lease lasts unless renewed.
     pub lease_ttl: Duration,
-    /// How many session turns a model sees.
-    pub max_turns: usize,
     /// Where background runs are queued (`RUNS_TOPIC`); `None`: this instance's tracker.
     pub queue: Option<Arc<dyn Queue>>,
     /// The runs this instance executes now, by id.
@@ -147,7 +143,6 @@ impl RunService {
             shutdown,
             instance: format!("i-{}", &crate::run::run_id()[..12]),
             lease_ttl,
-            max_turns: DEFAULT_MAX_TURNS,
             queue: None,
             running: Mutex::new(HashMap::new()),
         }
@@ -382,7 +377,7 @@ impl RunService {
         let recalled = self.store.journal(id).await.map_err(|e| unavailable(&e))?;
         let history = match &record.session_id {
             Some(session) => match self.store.session(session).await {
-                Ok(Some(s)) => session::history(&s, self.max_turns),
+                Ok(Some(s)) => session::history(&s, self.engine.orchestration.session_max_turns),
                 Ok(None) => Vec::new(),
                 Err(e) => return Err(unavailable(&e)),
             },
