@@ -54,3 +54,53 @@ pub fn turn(run_id: &str, input: &serde_json::Value, summary: &RunSummary) -> Op
         at: now(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(turns: usize) -> Session {
+        Session {
+            session_id: "s".to_owned(),
+            turns: (1..=turns)
+                .map(|n| SessionTurn {
+                    run_id: format!("run-{n}"),
+                    input: format!("question {n}"),
+                    output: format!("answer {n}"),
+                    tools: if n == turns {
+                        vec!["echo".to_owned()]
+                    } else {
+                        Vec::new()
+                    },
+                    at: now(),
+                })
+                .collect(),
+            active_run: None,
+            updated_at: now(),
+        }
+    }
+
+    #[test]
+    fn the_model_sees_only_the_latest_max_turns_in_order_with_tools_summarised() {
+        let messages = history(&session(5), 2);
+        let texts: Vec<String> = messages
+            .iter()
+            .map(|m| match m {
+                Message::User(text) => format!("user: {text}"),
+                Message::Assistant { content, .. } => format!("assistant: {content}"),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "user: question 4",
+                "assistant: answer 4",
+                "user: question 5",
+                "assistant: answer 5\n\n(tools called: echo)",
+            ]
+        );
+        assert_eq!(history(&session(1), 20).len(), 2);
+        assert!(history(&session(0), 20).is_empty());
+    }
+}
