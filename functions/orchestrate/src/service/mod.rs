@@ -89,6 +89,7 @@ fn unavailable(e: &StoreError) -> ApiError {
         StoreError::Unavailable { .. } => {
             ApiError::new(ErrorKind::Unavailable, e.to_string()).retry_after(5)
         }
+        StoreError::Invalid { .. } => ApiError::new(ErrorKind::BadRequest, e.to_string()),
         StoreError::Failed { .. } => ApiError::new(ErrorKind::Internal, e.to_string()),
     }
 }

@@ -115,11 +115,15 @@ impl RunStore for MemoryStore {
     async fn list(&self, filter: &RunFilter) -> Result<RunPage, StoreError> {
         let inner = self.lock();
         // Newest first; the page token is the `order` to continue below.
-        let below: u64 = filter
-            .page_token
-            .as_deref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(u64::MAX);
+        let below: u64 = match filter.page_token.as_deref().filter(|t| !t.is_empty()) {
+            None => u64::MAX,
+            Some(token) => token.parse().map_err(|_| StoreError::Invalid {
+                store: "memory",
+                reason: format!(
+                    "page_token {token:?} is not one this listing gave (start again without one)"
+                ),
+            })?,
+        };
         let mut matching: BTreeMap<std::cmp::Reverse<u64>, &RunRecord> = BTreeMap::new();
         for entry in inner.runs.values() {
             let r = &entry.record;

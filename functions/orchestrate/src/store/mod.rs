@@ -57,6 +57,15 @@ pub enum StoreError {
         /// What happened.
         reason: String,
     },
+    /// The caller asked for something the store cannot mean, such as a page token it never
+    /// gave (the caller answers 400).
+    #[error("{reason}")]
+    Invalid {
+        /// `memory` or `firestore`.
+        store: &'static str,
+        /// What was wrong, and what to do instead.
+        reason: String,
+    },
     /// Anything else: a bug or a misconfiguration (the caller answers 500).
     #[error("the run store ({store}) failed: {reason}")]
     Failed {

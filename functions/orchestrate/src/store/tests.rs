@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Claim, Created, LeaseOutcome, RunFilter, RunRecord, RunStatus, RunStore, SessionTurn};
+use super::{
+    Claim, Created, LeaseOutcome, RunFilter, RunRecord, RunStatus, RunStore, SessionTurn,
+    StoreError,
+};
 use crate::run::{Envelope, Event, RunSummary, Status, Usage, now};
 
 /// A unique id for this test process and `name`, so that tests can share one store.
@@ -165,6 +168,17 @@ pub(crate) async fn list_by_session_status_and_page(store: &dyn RunStore) {
         page_token: None,
     };
     assert!(store.list(&filter).await.unwrap().runs.is_empty());
+    // A token the store never gave is refused, not taken as "from the start".
+    let filter = RunFilter {
+        page_token: Some("not-a-token".to_owned()),
+        ..filter
+    };
+    match store.list(&filter).await {
+        Err(StoreError::Invalid { reason, .. }) => {
+            assert!(reason.contains("page_token"), "{reason}")
+        }
+        other => panic!("expected the page token refused, got {other:?}"),
+    }
 }
 
 /// `ttl`: a lease's, long enough for a few of the store's round trips.

@@ -318,7 +318,17 @@ impl RunStore for FirestoreStore {
         let page = fs
             .page("", &query, size, filter.page_token.as_deref())
             .await
-            .map_err(|e| store_error("list runs", &e))?;
+            .map_err(|e| match e.kind() {
+                // The one thing a listing's caller can get wrong: the token.
+                ErrorKind::Invalid => StoreError::Invalid {
+                    store: STORE,
+                    reason: format!(
+                        "page_token {:?}: {e}",
+                        filter.page_token.as_deref().unwrap_or("")
+                    ),
+                },
+                _ => store_error("list runs", &e),
+            })?;
         let runs = page
             .documents
             .iter()
