@@ -374,8 +374,13 @@ impl RunService {
     ) -> Result<Attempt, ApiError> {
         let id = record.run_id.as_str();
         let request = self.stored_request(record)?;
-        let past = self.all_events(id).await?;
-        let recalled = self.store.journal(id).await.map_err(|e| unavailable(&e))?;
+        // A first attempt has nothing saved to go on from: two round trips spared.
+        let (past, recalled) = if record.attempts <= 1 {
+            (Vec::new(), HashMap::new())
+        } else {
+            let past = self.all_events(id).await?;
+            (past, self.store.journal(id).await.map_err(|e| unavailable(&e))?)
+        };
         let history = match &record.session_id {
             Some(session) => match self.store.session(session).await {
                 Ok(Some(s)) => session::history(&s, self.engine.orchestration.session_max_turns),
