@@ -7,7 +7,10 @@
 # Targets: under 1 ms added at p50; cold start and per-run overhead each >= 10x better than ADK's.
 #
 # Usage: bench/orchestrate/run.sh [--runs N] [--latency-ms MS] [--cold-starts N] [--rounds N]
-#                                 [--no-adk] [--no-build] [--smoke]
+#                                 [--no-adk] [--no-build] [--smoke] [--baseline PATH]
+# --baseline PATH: another orchestrate binary (an earlier commit's release build) measured in the
+# same rounds, interleaved, with rows of its own and the difference: a change's cost, before and
+# after, in one run.
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-orchestrate/.
 # --smoke: a check that the benchmark still runs (CI runs it after `cargo test --workspace`): the
 # debug binaries that command built, a handful of runs, no ADK, under a minute; it fails on any
@@ -25,6 +28,7 @@ SMOKE=false
 HIGH=80      # the high concurrency
 SLOW_MS=2000 # the model's latency while runs pile up for the memory reading
 BIN=target/release
+BASELINE=
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -34,7 +38,8 @@ while (($#)); do
     --no-adk) ADK=false; shift ;;
     --no-build) BUILD=false; shift ;;
     --smoke) SMOKE=true RUNS=20 COLD=2 ROUNDS=1 ADK=false BUILD=false HIGH=8 SLOW_MS=300 BIN=target/debug; shift ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    --baseline) BASELINE=$2; shift 2 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -71,7 +76,7 @@ if $BUILD; then
   log "building orchestrate, mcp-tool, bench-model and orchestrate-load (release)"
   cargo build --release -p orchestrate -p mcp-tool -p bench >&2
 fi
-for bin in "$ORCHESTRATE" "$MCP_TOOL" "$MODEL" "$LOAD"; do
+for bin in "$ORCHESTRATE" "$MCP_TOOL" "$MODEL" "$LOAD" ${BASELINE:+"$BASELINE"}; do
   if [[ ! -x $bin ]]; then
     # (`cargo test --workspace` builds bench's binaries too: bench/tests/ starts them.)
     log "$bin is missing: build it ($($SMOKE && echo 'cargo test --workspace, or cargo build --workspace --bins' || echo 'drop --no-build'))"
@@ -118,10 +123,10 @@ YAML
 GRPC_CONFIG=$(config grpc)
 HTTP_CONFIG=$(config http)
 
-start_orchestrate() { # NAME CONFIG: sets server_pid and port
+start_orchestrate() { # NAME CONFIG [BINARY]: sets server_pid and port
   port=$(free_port)
   PORT=$port HOST=127.0.0.1 LOG_LEVEL=warn LOG_FORMAT=json TOKIO_WORKER_THREADS=1 \
-    ORCHESTRATE_CONFIG=$2 start "$1" "$port" "$ORCHESTRATE"
+    ORCHESTRATE_CONFIG=$2 start "$1" "$port" "${3:-$ORCHESTRATE}"
 }
 
 # ADK's api_server on a copy of the agent's directory (see lib.sh).
@@ -159,6 +164,13 @@ http_pid=$server_pid
 # on all of them alike. The first chunk of each is warmed up with a fifth of its runs, later ones
 # just enough to open their connections again (the load generator is a new process each time).
 KEYS=(direct-grpc orchestrate-grpc direct-http orchestrate-http)
+if [[ -n $BASELINE ]]; then
+  start_orchestrate baseline-grpc "$GRPC_CONFIG" "$BASELINE"
+  BASE_GRPC_URL="http://127.0.0.1:$port/v1/run" base_grpc_pid=$server_pid
+  start_orchestrate baseline-http "$HTTP_CONFIG" "$BASELINE"
+  BASE_HTTP_URL="http://127.0.0.1:$port/v1/run" base_http_pid=$server_pid
+  KEYS+=(baseline-grpc baseline-http)
+fi
 for c in 1 "$HIGH"; do
   total=$RUNS
   ((c == 1)) || total=$((RUNS * 10))
@@ -171,11 +183,16 @@ for c in 1 "$HIGH"; do
     load orchestrate-grpc "$c" "$n" "$warm" "$grpc_pid" run --url "$GRPC_URL"
     load direct-http "$c" "$n" "$warm" - direct --model "$MODEL_BASE" --mcp "$TOOLS_BASE" --transport http
     load orchestrate-http "$c" "$n" "$warm" "$http_pid" run --url "$HTTP_URL"
+    if [[ -n $BASELINE ]]; then
+      load baseline-grpc "$c" "$n" "$warm" "$base_grpc_pid" run --url "$BASE_GRPC_URL"
+      load baseline-http "$c" "$n" "$warm" "$base_http_pid" run --url "$BASE_HTTP_URL"
+    fi
   done
   for key in "${KEYS[@]}"; do summarize "$key" "$c"; done
 done
 stop "$grpc_pid"
 stop "$http_pid"
+[[ -z $BASELINE ]] || { stop "$base_grpc_pid"; stop "$base_http_pid"; }
 
 log "cold starts: orchestrate ($COLD)"
 ORCH_COLD=$(HOST=127.0.0.1 LOG_LEVEL=warn LOG_FORMAT=json ORCHESTRATE_CONFIG=$GRPC_CONFIG \
@@ -235,6 +252,10 @@ echo "| path | tools | c=1 p50 / p99 ms | c=1 overhead p50 / p99 ms | c=$HIGH p5
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 row orchestrate "gRPC" orchestrate-grpc direct-grpc
 row orchestrate "MCP HTTP 2026-07-28" orchestrate-http direct-http
+if [[ -n $BASELINE ]]; then
+  row "baseline ($BASELINE)" "gRPC" baseline-grpc direct-grpc
+  row "baseline ($BASELINE)" "MCP HTTP 2026-07-28" baseline-http direct-http
+fi
 row direct "gRPC" direct-grpc
 row direct "MCP HTTP 2026-07-28" direct-http
 if $ADK; then
@@ -268,6 +289,14 @@ p50_grpc=$(minus "$(col "${R[orchestrate-grpc,1]}" 2)" "$(col "${R[direct-grpc,1
 p50_http=$(minus "$(col "${R[orchestrate-http,1]}" 2)" "$(col "${R[direct-http,1]}" 2)")
 echo "- overhead at p50, c=1 (target < 1 ms): $p50_grpc ms with gRPC tools ($(verdict "$p50_grpc" '< 1')), $p50_http ms" \
   "with MCP HTTP tools ($(verdict "$p50_http" '< 1'))"
+if [[ -n $BASELINE ]]; then
+  for t in grpc http; do
+    echo "- against the baseline, $t tools: p50 c=1 $(minus "$(col "${R[orchestrate-$t,1]}" 2)" "$(col "${R[baseline-$t,1]}" 2)") ms," \
+      "p50 c=$HIGH $(minus "$(col "${R[orchestrate-$t,$HIGH]}" 2)" "$(col "${R[baseline-$t,$HIGH]}" 2)") ms," \
+      "CPU per run c=1 $((CPU[orchestrate-$t,1] - CPU[baseline-$t,1])) µs, c=$HIGH $((CPU[orchestrate-$t,$HIGH] - CPU[baseline-$t,$HIGH])) µs" \
+      "(this build minus the baseline's)"
+  done
+fi
 if $ADK; then
   p50_adk=$(minus "$(col "${R[adk,1]}" 2)" "$(col "${R[direct-http,1]}" 2)")
   cold_ratio=$(ratio "$(col "$ADK_COLD" 1)" "$(col "$ORCH_COLD" 1)")
