@@ -32,6 +32,8 @@ pub(crate) struct Counted {
     inner: Arc<dyn RunStore>,
     firestore: Option<Arc<FirestoreStore>>,
     ops: Mutex<BTreeMap<&'static str, Op>>,
+    /// When the first commit since [`Counted::arm`] ended, with the counters then.
+    first_commit: Mutex<Option<(Instant, Stats)>>,
 }
 
 impl Counted {
@@ -40,6 +42,7 @@ impl Counted {
             inner: store,
             firestore: None,
             ops: Mutex::new(BTreeMap::new()),
+            first_commit: Mutex::new(None),
         }
     }
 
@@ -48,6 +51,7 @@ impl Counted {
             inner: store.clone(),
             firestore: Some(store),
             ops: Mutex::new(BTreeMap::new()),
+            first_commit: Mutex::new(None),
         }
     }
 
@@ -57,6 +61,16 @@ impl Counted {
             .as_ref()
             .map(|f| f.stats())
             .unwrap_or_default()
+    }
+
+    /// Forgets the last first commit: the next one is recorded.
+    pub(crate) fn arm(&self) {
+        *self.first_commit.lock().unwrap() = None;
+    }
+
+    /// When the first commit since [`Self::arm`] ended, and the counters then.
+    pub(crate) fn first_commit(&self) -> Option<(Instant, Stats)> {
+        *self.first_commit.lock().unwrap()
     }
 
     /// The counts so far, and starts again.
@@ -115,8 +129,17 @@ impl RunStore for Counted {
         entries: &[(String, Value)],
     ) -> Result<(), StoreError> {
         let op = if entries.is_empty() { BATCH } else { BOUNDARY };
-        self.count(op, events.len(), self.inner.commit(id, events, entries))
-            .await
+        let out = self
+            .count(op, events.len(), self.inner.commit(id, events, entries))
+            .await;
+        if out.is_ok() && !events.is_empty() {
+            let stats = self.stats();
+            self.first_commit
+                .lock()
+                .unwrap()
+                .get_or_insert((Instant::now(), stats));
+        }
+        out
     }
 
     async fn events(

@@ -4,7 +4,8 @@
 //! the Firestore emulator, the runs of the two interleaved. Prints, per model latency, the run
 //! time at p50 and p90 and what Firestore adds to it, the round trips, commits and document
 //! writes per run, and per store operation (a node boundary's commit, an event batch's
-//! commit, a lease, ...) the calls per run and what each costs.
+//! commit, a lease, ...) the calls per run and what each costs. Then resume after a crash on
+//! each store: from a redelivery to the first new event, and to the run's end (`resume.rs`).
 //!
 //! Usage: orchestrate-store [--runs N] [--latencies MS,MS] [--smoke]
 //! Needs `FIRESTORE_EMULATOR_HOST` and `GOOGLE_CLOUD_PROJECT` (`eval "$(bash
@@ -12,6 +13,7 @@
 //! completed and every node boundary took exactly one commit.
 
 mod counted;
+mod resume;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,14 +75,20 @@ fn script(request: &ChatRequest) -> Answer {
     }
 }
 
-fn engine(latency: Duration) -> Arc<Engine> {
+fn engine(latency: Duration, clock: Option<Arc<resume::Clock>>) -> Arc<Engine> {
+    let scripted = Scripted::new(move |request| {
+        if let Some(clock) = &clock {
+            clock.asked();
+        }
+        script(request)
+    });
     let env = aixrun::Env::from_pairs(std::iter::empty::<(&str, &str)>());
     let orchestration =
         orchestrate::config::parse("bench.yaml", YAML, &env).unwrap_or_else(|e| panic!("{e}"));
     Arc::new(Engine {
         orchestration: Arc::new(orchestration),
         tools: Arc::new(Echo),
-        models: Arc::new(Arc::new(Scripted::new(script).with_latency(latency))),
+        models: Arc::new(Arc::new(scripted.with_latency(latency))),
         metrics: RunMetrics::register(&mut prometheus_client::registry::Registry::default()),
         log_payloads: false,
     })
@@ -251,7 +259,7 @@ async fn measure(runs: usize, latencies: &[u64], smoke: bool) -> bool {
     let mut ok = true;
     let mut breakdowns = Vec::new();
     for &latency in latencies {
-        let engine = engine(Duration::from_millis(latency));
+        let engine = engine(Duration::from_millis(latency), None);
         let memory = Arc::new(Counted::memory(Arc::new(MemoryStore::new(100_000))));
         let mut paths = [
             Path::new("memory", memory, &engine),
@@ -320,7 +328,82 @@ async fn measure(runs: usize, latencies: &[u64], smoke: bool) -> bool {
     for (latency, n, ops) in &breakdowns {
         ok &= breakdown(*latency, *n, ops, smoke);
     }
+    ok &= resumes(&firestore, if smoke { 2 } else { runs.min(30) }).await;
     ok
+}
+
+/// The resume table: `n` crashes and resumes per store, interleaved.
+async fn resumes(firestore: &Arc<FirestoreStore>, n: usize) -> bool {
+    const LATENCY_MS: u64 = 20;
+    println!("\n### Resume after a crash, memory and the Firestore emulator ({n} each)\n");
+    println!(
+        "The same workflow, the model answering in {LATENCY_MS} ms. A run's executing service is dropped during"
+    );
+    println!(
+        "the second agent's first model call (as SIGKILL leaves it: lease held, attempt not ended);"
+    );
+    println!(
+        "once the lease lapses, another service (another instance) executes the redelivery. From that"
+    );
+    println!(
+        "call: the model asked again (lease taken, saved events and journal read back, the first agent"
+    );
+    println!(
+        "answered from its journal: the resume's own cost), the first new event committed (after that"
+    );
+    println!(
+        "model answer), and the run's end (about {} ms of model time left).\n",
+        4 * LATENCY_MS
+    );
+    println!(
+        "| store | redelivery -> model asked again p50 / p90 ms | -> first new event p50 / p90 ms | -> run completed p50 / p90 ms | round trips before the model is asked |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let clock = Arc::new(resume::Clock::default());
+    let engine = engine(Duration::from_millis(LATENCY_MS), Some(clock.clone()));
+    let stores = [
+        (
+            "memory",
+            Arc::new(Counted::memory(Arc::new(MemoryStore::new(100_000)))),
+        ),
+        ("firestore", Arc::new(Counted::firestore(firestore.clone()))),
+    ];
+    let mut results: [Vec<resume::Resume>; 2] = [Vec::new(), Vec::new()];
+    for i in 0..n {
+        for k in [i % 2, 1 - i % 2] {
+            match resume::once(&engine, &clock, &stores[k].1).await {
+                Ok(r) => results[k].push(r),
+                Err(e) => {
+                    eprintln!("orchestrate-store: resume on {}: {e}", stores[k].0);
+                    return false;
+                }
+            }
+        }
+    }
+    for (k, (name, _)) in stores.iter().enumerate() {
+        let r = &results[k];
+        let mut asked: Vec<Duration> = r.iter().map(|r| r.model_asked).collect();
+        let mut first: Vec<Duration> = r.iter().map(|r| r.first_event).collect();
+        let mut done: Vec<Duration> = r.iter().map(|r| r.completed).collect();
+        asked.sort_unstable();
+        first.sort_unstable();
+        done.sort_unstable();
+        let trips = if *name == "memory" {
+            "-".to_owned()
+        } else {
+            per(r.iter().map(|r| r.round_trips).sum(), r.len() as u64)
+        };
+        println!(
+            "| {name} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {trips} |",
+            ms(percentile(&asked, 0.5)),
+            ms(percentile(&asked, 0.9)),
+            ms(percentile(&first, 0.5)),
+            ms(percentile(&first, 0.9)),
+            ms(percentile(&done, 0.5)),
+            ms(percentile(&done, 0.9)),
+        );
+    }
+    true
 }
 
 /// The table of Firestore's operations per run; in smoke mode, whether a node boundary took

@@ -154,10 +154,11 @@ impl ChatModel for Scripted {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(request.clone());
+            // The script sees the request when it is made (a benchmark's clock reads it then).
+            let answer = (self.script)(request);
             if !self.latency.is_zero() {
                 tokio::time::sleep(self.latency).await;
             }
-            let answer = (self.script)(request);
             let prompt: usize = request
                 .messages
                 .iter()

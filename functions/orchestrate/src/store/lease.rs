@@ -8,7 +8,7 @@ use super::{Lease, LeaseOutcome, RunRecord, RunStatus};
 use crate::run::now;
 
 /// Milliseconds since the Unix epoch, as leases count time.
-pub(crate) fn epoch_ms() -> u64 {
+pub fn epoch_ms() -> u64 {
     let now = time::OffsetDateTime::now_utc();
     u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use config::{RUN_LEASE_TTL, RUN_STORE, RUN_STORE_MAX_RUNS, RUN_TTL, StoreConfig, StoreKind};
-pub(crate) use lease::epoch_ms;
+pub use lease::epoch_ms;
 pub use record::{Lease, RunFilter, RunPage, RunRecord, RunStatus, Session, SessionTurn};
 
 use crate::run::Envelope;
