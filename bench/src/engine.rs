@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use orchestrate::config::Budget;
 use orchestrate::run::model::{Answer, Scripted};
 use orchestrate::run::{
-    AgentTool, BoxFuture, Engine, Interruptions, RunMetrics, RunSpec, Status, ToolReply, Tools,
+    AgentTool, BoxFuture, Engine, Interruptions, RunSpec, Status, ToolReply, Tools,
 };
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -69,16 +69,8 @@ fn answer(request: &aixrun::llm::ChatRequest) -> Answer {
 }
 
 fn engine(yaml: &str, model: Arc<Scripted>) -> Engine {
-    let env = aixrun::Env::from_pairs(std::iter::empty::<(&str, &str)>());
-    let orchestration = orchestrate::config::parse("bench.yaml", &format!("{HEAD}{yaml}"), &env)
-        .unwrap_or_else(|e| panic!("{e}"));
-    Engine {
-        orchestration: Arc::new(orchestration),
-        tools: Arc::new(NoTools),
-        models: Arc::new(model),
-        metrics: RunMetrics::register(&mut prometheus_client::registry::Registry::default()),
-        log_payloads: false,
-    }
+    Engine::in_process(&format!("{HEAD}{yaml}"), Arc::new(NoTools), model)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn one_run(engine: &Engine) -> (Duration, usize) {

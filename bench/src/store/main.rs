@@ -20,52 +20,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aixrun::llm::{ChatRequest, Message};
-use orchestrate::config::Agent;
 use orchestrate::run::model::{Answer, Scripted};
-use orchestrate::run::{AgentTool, BoxFuture, Engine, RunMetrics, ToolReply, Tools};
+use orchestrate::run::{Echo, Engine};
 use orchestrate::service::{Executed, RunRequest, RunService};
 use orchestrate::store::firestore::{FirestoreStore, Stats};
 use orchestrate::store::memory::MemoryStore;
 use orchestrate::store::{RunStatus, StoreConfig};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use counted::{BATCH, BOUNDARY, Counted, Op};
 
 const YAML: &str = "model_services:\n  - {name: m, provider: ollama, model: bench}\nmcp_servers:\n  - {name: tools, transport: grpc, address: 127.0.0.1:1}\nagents:\n  - {name: a, role: react, model: m, mcp_servers: [tools]}\n  - {name: b, role: react, model: m, mcp_servers: [tools], inputs: [{source: a}]}\n  - {name: c, role: react, model: m, mcp_servers: [tools], inputs: [{source: b}]}\n";
-
-/// One tool, `echo`, answering at once.
-struct Echo;
-
-impl Tools for Echo {
-    fn list<'a>(&'a self, _agent: &'a Agent) -> BoxFuture<'a, Result<Vec<AgentTool>, String>> {
-        Box::pin(async {
-            Ok(vec![AgentTool {
-                name: "echo".into(),
-                server: "tools".into(),
-                tool: "echo".into(),
-                description: "Says the text back.".into(),
-                parameters: json!({"type": "object", "properties": {"text": {"type": "string"}}}),
-                timeout: Duration::from_secs(5),
-                annotations: None,
-            }])
-        })
-    }
-
-    fn call<'a>(
-        &'a self,
-        _tool: &'a AgentTool,
-        arguments: Map<String, Value>,
-        _timeout: Duration,
-        _idempotency_key: &'a str,
-    ) -> BoxFuture<'a, ToolReply> {
-        Box::pin(async move {
-            ToolReply {
-                text: Value::Object(arguments).to_string(),
-                is_error: false,
-            }
-        })
-    }
-}
 
 /// A tool call first; once the tool answered, the agent's answer.
 fn script(request: &ChatRequest) -> Answer {
@@ -82,16 +47,10 @@ fn engine(latency: Duration, clock: Option<Arc<resume::Clock>>) -> Arc<Engine> {
         }
         script(request)
     });
-    let env = aixrun::Env::from_pairs(std::iter::empty::<(&str, &str)>());
-    let orchestration =
-        orchestrate::config::parse("bench.yaml", YAML, &env).unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(Engine {
-        orchestration: Arc::new(orchestration),
-        tools: Arc::new(Echo),
-        models: Arc::new(Arc::new(scripted.with_latency(latency))),
-        metrics: RunMetrics::register(&mut prometheus_client::registry::Registry::default()),
-        log_payloads: false,
-    })
+    let model = Arc::new(scripted.with_latency(latency));
+    Arc::new(
+        Engine::in_process(YAML, Arc::new(Echo), Arc::new(model)).unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 /// One store under measurement.

@@ -123,7 +123,10 @@ pub(crate) async fn once(
         .and_then(|r| r.lease)
         .ok_or_else(|| format!("run {id}: no lease left by the crashed attempt"))?;
     let now_ms = orchestrate::store::epoch_ms();
-    tokio::time::sleep(Duration::from_millis(lease.until_ms.saturating_sub(now_ms) + 5)).await;
+    tokio::time::sleep(Duration::from_millis(
+        lease.until_ms.saturating_sub(now_ms) + 5,
+    ))
+    .await;
     let redelivered = service(engine, store);
     store.arm();
     clock.arm(store);

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aixrun::Env;
 use aixrun::llm::{ChatRequest, Message};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
@@ -52,17 +51,7 @@ struct GatedTools {
 
 impl Tools for GatedTools {
     fn list<'a>(&'a self, _agent: &'a Agent) -> BoxFuture<'a, Result<Vec<AgentTool>, String>> {
-        Box::pin(async {
-            Ok(vec![AgentTool {
-                name: "echo".into(),
-                server: "tools".into(),
-                tool: "echo".into(),
-                description: "Echoes text".into(),
-                parameters: json!({"type": "object"}),
-                timeout: Duration::from_secs(5),
-                annotations: None,
-            }])
-        })
+        Box::pin(async { Ok(vec![Echo::tool()]) })
     }
 
     fn call<'a>(
@@ -111,19 +100,7 @@ async fn a_resumed_run_repeats_no_completed_step_turn_or_tool_call() {
         hang: true.into(),
         reached: Notify::new(),
     });
-    let orchestration = crate::config::parse(
-        "t.yaml",
-        YAML,
-        &Env::from_pairs(std::iter::empty::<(&str, &str)>()),
-    )
-    .unwrap();
-    let engine = Engine {
-        orchestration: Arc::new(orchestration),
-        tools: tools.clone(),
-        models: Arc::new(model.clone()),
-        metrics: RunMetrics::register(&mut prometheus_client::registry::Registry::default()),
-        log_payloads: false,
-    };
+    let engine = Engine::in_process(YAML, tools.clone(), Arc::new(model.clone())).unwrap();
     let saved = Arc::new(Mutex::new(Saved::default()));
     let budget = Budget::default();
     let spec = RunSpec {
@@ -223,19 +200,7 @@ async fn a_suspended_attempt_commits_and_the_next_finishes() {
         hang: false.into(),
         reached: Notify::new(),
     });
-    let orchestration = crate::config::parse(
-        "t.yaml",
-        YAML,
-        &Env::from_pairs(std::iter::empty::<(&str, &str)>()),
-    )
-    .unwrap();
-    let engine = Engine {
-        orchestration: Arc::new(orchestration),
-        tools: tools.clone(),
-        models: Arc::new(model.clone()),
-        metrics: RunMetrics::register(&mut prometheus_client::registry::Registry::default()),
-        log_payloads: false,
-    };
+    let engine = Engine::in_process(YAML, tools.clone(), Arc::new(model.clone())).unwrap();
     let saved = Arc::new(Mutex::new(Saved::default()));
     let budget = Budget::default();
     let spec = RunSpec {

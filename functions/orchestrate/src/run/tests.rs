@@ -5,67 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aixrun::Env;
 use aixrun::llm::{ChatRequest, Message};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{Answer, Scripted};
 use super::*;
-use crate::config::Agent;
-
-/// Tools every agent has: `echo`, answering its `text`.
-struct EchoTools;
-
-impl Tools for EchoTools {
-    fn list<'a>(&'a self, _agent: &'a Agent) -> BoxFuture<'a, Result<Vec<AgentTool>, String>> {
-        Box::pin(async {
-            Ok(vec![AgentTool {
-                name: "echo".into(),
-                server: "tools".into(),
-                tool: "echo".into(),
-                description: "Echoes text".into(),
-                parameters: json!({"type": "object"}),
-                timeout: Duration::from_secs(5),
-                annotations: None,
-            }])
-        })
-    }
-
-    fn call<'a>(
-        &'a self,
-        _tool: &'a AgentTool,
-        arguments: Map<String, Value>,
-        _timeout: Duration,
-        _key: &'a str,
-    ) -> BoxFuture<'a, ToolReply> {
-        Box::pin(async move {
-            ToolReply {
-                text: arguments["text"].as_str().unwrap_or_default().to_owned(),
-                is_error: false,
-            }
-        })
-    }
-}
 
 const HEAD: &str = "model_services:\n  - {name: m, provider: ollama, model: fake}\nagents:\n";
 
 fn engine(yaml: &str, model: Arc<Scripted>) -> Engine {
     let text = format!("{HEAD}{yaml}");
-    let orchestration = crate::config::parse(
-        "t.yaml",
-        &text,
-        &Env::from_pairs(std::iter::empty::<(&str, &str)>()),
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    Engine {
-        orchestration: Arc::new(orchestration),
-        tools: Arc::new(EchoTools),
-        models: Arc::new(model),
-        metrics: RunMetrics::register(&mut prometheus_client::registry::Registry::default()),
-        log_payloads: false,
-    }
+    Engine::in_process(&text, Arc::new(Echo), model).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 fn spec(engine: &Engine, input: &str, budget: Budget) -> RunSpec {

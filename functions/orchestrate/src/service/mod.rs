@@ -379,7 +379,10 @@ impl RunService {
             (Vec::new(), HashMap::new())
         } else {
             let past = self.all_events(id).await?;
-            (past, self.store.journal(id).await.map_err(|e| unavailable(&e))?)
+            (
+                past,
+                self.store.journal(id).await.map_err(|e| unavailable(&e))?,
+            )
         };
         let history = match &record.session_id {
             Some(session) => match self.store.session(session).await {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aixrun::Env;
 use aixrun::llm::{ChatRequest, Message};
 use serde_json::{Map, Value, json};
 use tokio_util::task::TaskTracker;
@@ -13,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::*;
 use crate::config::Agent;
 use crate::run::model::{Answer, Scripted};
-use crate::run::{AgentTool, BoxFuture, RunMetrics, ToolReply, Tools};
+use crate::run::{AgentTool, BoxFuture, ToolReply, Tools};
 use crate::store::memory::MemoryStore;
 
 /// `echo` and `delete`, counting calls by name.
@@ -83,19 +82,10 @@ fn script(r: &ChatRequest) -> Answer {
 fn service() -> (Arc<RunService>, Arc<CountingTools>, Arc<Scripted>) {
     let model = Arc::new(Scripted::new(script));
     let tools = Arc::new(CountingTools::default());
-    let orchestration = crate::config::parse(
-        "t.yaml",
-        YAML,
-        &Env::from_pairs(std::iter::empty::<(&str, &str)>()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let engine = Arc::new(Engine {
-        orchestration: Arc::new(orchestration),
-        tools: tools.clone(),
-        models: Arc::new(model.clone()),
-        metrics: RunMetrics::register(&mut prometheus_client::registry::Registry::default()),
-        log_payloads: false,
-    });
+    let engine = Arc::new(
+        Engine::in_process(YAML, tools.clone(), Arc::new(model.clone()))
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
     let service = Arc::new(RunService::new(
         engine,
         Arc::new(MemoryStore::new(100)),
