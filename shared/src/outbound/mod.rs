@@ -25,6 +25,7 @@ pub mod auth;
 mod body;
 mod budget;
 mod error;
+pub mod one_runtime;
 mod retry;
 #[cfg(test)]
 mod tests;

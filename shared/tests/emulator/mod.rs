@@ -55,19 +55,5 @@ pub(crate) fn closed_port() -> String {
     addr.to_string()
 }
 
-/// Runs a test on the one runtime all the tests of this binary share. `aixrun::outbound` keeps
-/// one connection pool per process, and every test calls the same emulator: with a runtime per
-/// test (`#[tokio::test]`), a test could pick up a pooled connection whose task died with an
-/// earlier test's runtime ("runtime dropped the dispatch task"). A service has one runtime.
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-        })
-        .block_on(future)
-}
+/// Runs a test on the one runtime all the tests of this binary share (see the function).
+pub(crate) use aixrun::outbound::one_runtime::block_on;

@@ -270,21 +270,8 @@ pub(crate) async fn sessions(store: &dyn RunStore) {
 /// How the Firestore tests are marked, and what a missing emulator says.
 const NEEDS: &str = "needs the Firestore emulator: eval \"$(bash scripts/emulators.sh)\"";
 
-/// Runs a Firestore test on the one runtime they all share: `aixrun::outbound` pools
-/// connections per process, and a connection left by a test's dropped runtime would fail the
-/// next test ("runtime dropped the dispatch task").
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a runtime")
-        })
-        .block_on(future)
-}
+/// Runs a Firestore test on the one runtime they all share (see the function).
+pub(crate) use aixrun::outbound::one_runtime::block_on;
 
 /// A Firestore store on the emulator; fails (never skips) when its variables are unset.
 pub(crate) fn firestore_store() -> super::firestore::FirestoreStore {
