@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use aixrun::llm::{ChatRequest, Message};
 use orchestrate::run::model::{Answer, Scripted};
-use orchestrate::run::{Echo, Engine};
+use orchestrate::run::{Echo, Engine, Status};
 use orchestrate::service::{Executed, RunRequest, RunService};
 use orchestrate::store::firestore::{FirestoreStore, Stats};
 use orchestrate::store::memory::MemoryStore;
@@ -100,7 +100,7 @@ impl Path {
             .map_err(|e| e.message)?;
         let took = started.elapsed();
         match executed {
-            Executed::Finished(r) if r.status == RunStatus::Completed => {}
+            Executed::Finished(r) if r.status == RunStatus::Stopped(Status::Completed) => {}
             other => {
                 return Err(format!(
                     "{}: run {} ended {other:?}",

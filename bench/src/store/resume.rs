@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orchestrate::run::Engine;
+use orchestrate::run::{Engine, Status};
 use orchestrate::service::{Executed, RunRequest, RunService};
 use orchestrate::store::{RunStatus, RunStore};
 use serde_json::{Value, json};
@@ -138,7 +138,8 @@ pub(crate) async fn once(
         .map_err(|e| e.message)?;
     let completed = started.elapsed();
     match executed {
-        Executed::Finished(r) if r.status == RunStatus::Completed && r.attempts == 2 => {}
+        Executed::Finished(r)
+            if r.status == RunStatus::Stopped(Status::Completed) && r.attempts == 2 => {}
         other => return Err(format!("run {id}: the resume ended {other:?}")),
     }
     let (at, _) = store

@@ -32,6 +32,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status.
+    pub const ALL: [Self; 8] = [
+        Self::Running,
+        Self::Completed,
+        Self::BudgetExhausted,
+        Self::Deadline,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Interrupted,
+        Self::InputRequired,
+    ];
+
     /// The metric label and the `status` field.
     pub fn as_str(self) -> &'static str {
         match self {

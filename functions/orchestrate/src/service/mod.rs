@@ -592,7 +592,7 @@ impl RunService {
         message: Option<String>,
     ) -> Result<RunRecord, ApiError> {
         let record = self.get(id).await?;
-        if record.status != RunStatus::InputRequired {
+        if record.status != RunStatus::Stopped(Status::InputRequired) {
             return Err(ApiError::new(
                 ErrorKind::Conflict,
                 format!(
@@ -658,7 +658,7 @@ impl RunService {
 
     /// Whether paused run `record` waited longer than its agents' `approval.timeout`.
     pub fn approval_expired(&self, record: &RunRecord) -> Option<Duration> {
-        if record.status != RunStatus::InputRequired {
+        if record.status != RunStatus::Stopped(Status::InputRequired) {
             return None;
         }
         let pending = &record.result.as_ref()?.pending;

@@ -125,7 +125,10 @@ async fn an_approved_call_is_made_once_and_a_denied_one_reaches_the_model_as_an_
             .unwrap();
         assert!(new);
         service.dispatch(&run.run_id).await.unwrap();
-        let paused = until(&service, &run.run_id, |s| s == RunStatus::InputRequired).await;
+        let paused = until(&service, &run.run_id, |s| {
+            s == RunStatus::Stopped(Status::InputRequired)
+        })
+        .await;
         let pending = paused.result.unwrap().pending;
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].tool, "delete");
@@ -150,7 +153,7 @@ async fn an_approved_call_is_made_once_and_a_denied_one_reaches_the_model_as_an_
         let events = service.store.events(&run.run_id, None, 100).await.unwrap();
         assert_eq!(
             done.status,
-            RunStatus::Completed,
+            RunStatus::Stopped(Status::Completed),
             "{verdict} {:#?}",
             events
                 .iter()
@@ -193,10 +196,13 @@ async fn a_paused_run_past_its_approval_timeout_is_cancelled() {
         .await
         .unwrap();
     service.dispatch(&run.run_id).await.unwrap();
-    until(&service, &run.run_id, |s| s == RunStatus::InputRequired).await;
+    until(&service, &run.run_id, |s| {
+        s == RunStatus::Stopped(Status::InputRequired)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let record = service.get(&run.run_id).await.unwrap();
-    assert_eq!(record.status, RunStatus::Cancelled);
+    assert_eq!(record.status, RunStatus::Stopped(Status::Cancelled));
     assert!(
         record
             .result
@@ -251,7 +257,7 @@ async fn an_idempotency_key_gives_the_same_run_and_cancel_ends_an_idle_one() {
     assert_eq!((a.run_id.clone(), new_a, new_b), (b.run_id, true, false));
     // Never dispatched: cancel ends it here.
     let cancelled = service.cancel(&a.run_id).await.unwrap();
-    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert_eq!(cancelled.status, RunStatus::Stopped(Status::Cancelled));
     let again = service.cancel(&a.run_id).await.unwrap_err();
     assert_eq!(again.kind, ErrorKind::Conflict);
     assert_eq!(

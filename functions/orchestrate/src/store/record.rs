@@ -5,9 +5,9 @@ use serde_json::Value;
 
 use crate::run::{RunSummary, Status};
 
-/// Where a run is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Where a run is in its life: before, during and between attempts, or stopped with the
+/// status its last attempt ended with (written as that status: `completed`, `input_required`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
     /// Accepted, not yet executing.
     Submitted,
@@ -15,20 +15,9 @@ pub enum RunStatus {
     Running,
     /// Stopped at a checkpoint (the request's deadline, SIGTERM): the next delivery goes on.
     Suspended,
-    /// Every step finished.
-    Completed,
-    /// A limit was reached.
-    BudgetExhausted,
-    /// Its time ran out.
-    Deadline,
-    /// A model, tool server or configuration problem ended it.
-    Failed,
-    /// Cancelled.
-    Cancelled,
-    /// The instance stopped and the run could not be kept (a run without a store).
-    Interrupted,
-    /// Paused until its pending tool calls are approved or denied.
-    InputRequired,
+    /// Its last attempt ended so: for good, or (`InputRequired`) until its pending tool calls
+    /// are approved or denied.
+    Stopped(Status),
 }
 
 impl RunStatus {
@@ -36,42 +25,28 @@ impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Submitted => "submitted",
-            Self::Running => "running",
+            Self::Running | Self::Stopped(Status::Running) => "running",
             Self::Suspended => "suspended",
-            Self::Completed => "completed",
-            Self::BudgetExhausted => "budget_exhausted",
-            Self::Deadline => "deadline",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Interrupted => "interrupted",
-            Self::InputRequired => "input_required",
+            Self::Stopped(status) => status.as_str(),
         }
     }
 
     /// Parses the `status` field.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Submitted,
-            Self::Running,
-            Self::Suspended,
-            Self::Completed,
-            Self::BudgetExhausted,
-            Self::Deadline,
-            Self::Failed,
-            Self::Cancelled,
-            Self::Interrupted,
-            Self::InputRequired,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        match s {
+            "submitted" => Some(Self::Submitted),
+            "running" => Some(Self::Running),
+            "suspended" => Some(Self::Suspended),
+            _ => Status::ALL
+                .into_iter()
+                .find(|st| st.as_str() == s)
+                .map(Self::Stopped),
+        }
     }
 
     /// Whether the run has ended for good.
     pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            Self::Submitted | Self::Running | Self::Suspended | Self::InputRequired
-        )
+        matches!(self, Self::Stopped(s) if !matches!(s, Status::Running | Status::InputRequired))
     }
 }
 
@@ -79,14 +54,21 @@ impl From<Status> for RunStatus {
     fn from(status: Status) -> Self {
         match status {
             Status::Running => Self::Running,
-            Status::Completed => Self::Completed,
-            Status::BudgetExhausted => Self::BudgetExhausted,
-            Status::Deadline => Self::Deadline,
-            Status::Failed => Self::Failed,
-            Status::Cancelled => Self::Cancelled,
-            Status::Interrupted => Self::Interrupted,
-            Status::InputRequired => Self::InputRequired,
+            other => Self::Stopped(other),
         }
+    }
+}
+
+impl Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RunStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown run status {s:?}")))
     }
 }
 

@@ -122,7 +122,7 @@ pub(crate) async fn events_journal_and_result(store: &dyn RunStore) {
         .await
         .unwrap();
     let run = store.get(&id).await.unwrap().unwrap();
-    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.status, RunStatus::Stopped(Status::Completed));
     assert_eq!(run.result.unwrap().output, json!("done"));
 }
 
@@ -163,7 +163,7 @@ pub(crate) async fn list_by_session_status_and_page(store: &dyn RunStore) {
     assert_eq!(seen, ids, "newest first, every run once");
     let filter = RunFilter {
         session_id: Some(session),
-        status: Some(RunStatus::Completed),
+        status: Some(RunStatus::Stopped(Status::Completed)),
         page_size: 10,
         page_token: None,
     };
