@@ -49,49 +49,9 @@ fi
 # shellcheck source=../lib/common.sh
 source bench/lib/common.sh
 
-# --- Requests (as in run.sh, but the legacy era is 2025-06-18). -------------------------------
-printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
-  >"$WORK/modern.json"
-printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}' \
-  >"$WORK/legacy.json"
-printf '\x00\x00\x00\x00\x17\x0a\x04echo\x12\x0f\x0a\x04text\x12\x07\x0a\x05hello' >"$WORK/grpc.bin"
-JSON_HEADERS=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
-MODERN_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2026-07-28'
-  -H 'mcp-method: tools/call' -H 'mcp-name: echo')
-LEGACY_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2025-06-18')
-GRPC_HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers')
-
-# legacy_session URL: initializes a 2025-06-18 session on the reference (its default
-# configuration gives legacy clients one) and prints the session id.
-legacy_session() {
-  local url=$1 id
-  curl -sS -D "$WORK/init.headers" -o /dev/null "${JSON_HEADERS[@]}" \
-    --data-binary '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}' \
-    "$url"
-  id=$(awk -F': ' 'tolower($1) == "mcp-session-id" { print $2 }' "$WORK/init.headers" | tr -d '\r')
-  [[ -n $id ]] || { log "the reference gave no session:"; cat "$WORK/init.headers" >&2; exit 1; }
-  curl -sS -o /dev/null "${JSON_HEADERS[@]}" -H "mcp-session-id: $id" \
-    -H 'mcp-protocol-version: 2025-06-18' \
-    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
-  echo "$id"
-}
-
-# check NAME URL BODY HEADERS...: one call must return the echo result.
-check() {
-  local name=$1 url=$2 body=$3 response
-  shift 3
-  if [[ $body == *grpc.bin ]]; then
-    curl -sS --http2-prior-knowledge "$@" --data-binary @"$body" -D "$WORK/grpc.headers" \
-      -o "$WORK/grpc.response" "$url"
-    grep -qi '^grpc-status: 0' "$WORK/grpc.headers" && grep -q hello "$WORK/grpc.response" && return
-    response=$(cat "$WORK/grpc.headers")
-  else
-    response=$(curl -sS "$@" --data-binary @"$body" "$url")
-    grep -q '"text":"hello"' <<<"$response" && ! grep -q '"isError":true' <<<"$response" && return
-  fi
-  log "$name: not an echo result: $response"
-  exit 1
-}
+# --- Requests, and the echo check. ------------------------------------------------------------
+# shellcheck source=requests.sh
+source bench/mcp/requests.sh
 
 # One connection, one request at a time: the same work per request for every server (the
 # reference's legacy session would lose concurrent calls that share a JSON-RPC id).
@@ -113,7 +73,7 @@ keys=()
 measure_case() { # PID KEY URL BODY ARGS...
   local pid=$1 key=$2 url=$3 body=$4
   shift 4
-  check "$key" "$url" "$body" "$@"
+  verify_echo "$key" "$url" "$body" "$@"
   local load_args=("$@")
   [[ $body == *grpc.bin ]] || load_args=(--h1 "$@")
   load "$WARMUP" "$url" "$body" "${load_args[@]}"

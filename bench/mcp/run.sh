@@ -62,51 +62,13 @@ if $BUILD; then
     --target-dir target/bench-rmcp >&2
 fi
 
-# --- Request bodies and headers. --------------------------------------------------------------
-printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
-  >"$WORK/modern.json"
-printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}' \
-  >"$WORK/legacy.json"
-# One gRPC message frame (uncompressed, 23-byte length prefix) holding mcp.CallToolRequest
-# {name: "echo", arguments: {"text": {string_value: "hello"}}}.
-printf '\x00\x00\x00\x00\x17\x0a\x04echo\x12\x0f\x0a\x04text\x12\x07\x0a\x05hello' >"$WORK/grpc.bin"
-
-JSON_HEADERS=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
-MODERN_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2026-07-28'
-  -H 'mcp-method: tools/call' -H 'mcp-name: echo')
-LEGACY_HEADERS=("${JSON_HEADERS[@]}" -H 'mcp-protocol-version: 2025-06-18')
-GRPC_HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers')
+# --- Request bodies, headers and the echo check. --------------------------------------------------
+# shellcheck source=requests.sh
+source bench/mcp/requests.sh
 
 # --- Servers. ----------------------------------------------------------------------------------
 # shellcheck source=../lib/common.sh
 source bench/lib/common.sh
-
-# verify_json NAME URL BODY HEADERS...: one request must return a real echo result. Run before
-# and after each measurement: h2load checks HTTP status codes only, and a JSON-RPC error (or a
-# gRPC status) travels inside a 200.
-verify_json() {
-  local name=$1 url=$2 body=$3 response
-  shift 3
-  response=$(curl -sS --fail-with-body "$@" --data-binary @"$body" "$url") || {
-    log "$name: request failed: $response"
-    exit 1
-  }
-  if ! grep -q '"text":"hello"' <<<"$response" || grep -q '"error"\|"isError":true' <<<"$response"; then
-    log "$name: not an echo result: $response"
-    exit 1
-  fi
-}
-
-verify_grpc() {
-  local name=$1 url=$2
-  curl -sS --http2-prior-knowledge "${GRPC_HEADERS[@]}" --data-binary @"$WORK/grpc.bin" \
-    -D "$WORK/grpc.headers" -o "$WORK/grpc.response" "$url"
-  if ! grep -qi '^grpc-status: 0' "$WORK/grpc.headers" || ! grep -q hello "$WORK/grpc.response"; then
-    log "$name: gRPC CallTool did not succeed:"
-    cat "$WORK/grpc.headers" >&2
-    exit 1
-  fi
-}
 
 # Tool calls of echo that did not succeed, from mcp-tool's own metrics.
 tool_failures() { # PORT
@@ -123,14 +85,11 @@ declare -A LABEL RESULTS RPS
 case_() {
   local server=$1 transport=$2 key=$3 url=$4 body=$5
   shift 5
-  local verify=(verify_json "$server, $transport" "$url" "$body" "$@") load=(--h1 "$@")
-  if [[ $body == *grpc.bin ]]; then
-    verify=(verify_grpc "$server, $transport" "$url")
-    load=("$@")
-  fi
-  "${verify[@]}"
+  local load=(--h1 "$@")
+  [[ $body != *grpc.bin ]] || load=("$@")
+  verify_echo "$server, $transport" "$url" "$body" "$@"
   measure "$server" "$transport" "$key" "$url" "$body" "${load[@]}"
-  "${verify[@]}"
+  verify_echo "$server, $transport" "$url" "$body" "$@"
 }
 
 # measure SERVER TRANSPORT KEY URL BODY H2LOAD_ARGS...
@@ -149,20 +108,6 @@ measure() {
   RESULTS[$key]+="$line"$'\n'
 }
 
-# legacy_session URL: a 2025-06-18 session on the reference; prints its id.
-legacy_session() {
-  local url=$1 id
-  curl -sS -D "$WORK/init.headers" -o /dev/null "${JSON_HEADERS[@]}" \
-    --data-binary '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"0"}}}' \
-    "$url"
-  id=$(awk -F': ' 'tolower($1) == "mcp-session-id" { print $2 }' "$WORK/init.headers" | tr -d '\r')
-  [[ -n $id ]] || { log "the reference gave no session"; exit 1; }
-  curl -sS -o /dev/null "${JSON_HEADERS[@]}" -H "mcp-session-id: $id" \
-    -H 'mcp-protocol-version: 2025-06-18' \
-    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
-  echo "$id"
-}
-
 # measure_sessions SERVER TRANSPORT KEY URL: the reference's legacy path. Within a session
 # JSON-RPC ids must be unique, and h2load repeats one body, so each connection gets a session
 # of its own: one single-connection h2load per session, all started together on the load CPU,
@@ -173,7 +118,7 @@ measure_sessions() {
   log "$server, $transport: ${WARMUP}s warm-up, ${DURATION}s at $CONCURRENCY connections (one session each)"
   for i in $(seq 1 "$CONCURRENCY"); do
     session=$(legacy_session "$url")
-    verify_json "$server, $transport" "$url" "$WORK/legacy.json" "${LEGACY_HEADERS[@]}" \
+    verify_echo "$server, $transport" "$url" "$WORK/legacy.json" "${LEGACY_HEADERS[@]}" \
       -H "mcp-session-id: $session"
     rm -f "$out.$i.tsv"
     taskset -c "$LOAD_CPU" h2load -t 1 -c 1 -m 1 -D "$DURATION" --warm-up-time "$WARMUP" \
