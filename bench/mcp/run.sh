@@ -4,6 +4,7 @@
 # eras; legacy on its session path) and the Python SDK's FastMCP, all measured in the same run.
 # Instructions per request: bench/mcp/callgrind.sh. See bench/mcp/README.md.
 #
+# Binaries: MCP_TOOL_BIN and RMCP_REFERENCE_BIN override the release builds (as in callgrind.sh).
 # Usage: bench/mcp/run.sh [--duration S] [--warmup S] [--concurrency N] [--rounds N] [--no-build]
 # Prints a Markdown table on stdout; progress goes to stderr. Work files: .cache/bench-mcp/.
 set -euo pipefail
@@ -21,15 +22,15 @@ while (($#)); do
     --concurrency) CONCURRENCY=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --no-build) BUILD=false; shift ;;
-    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
 SERVER_CPU=0 # every server, with its runtime limited to one worker thread
 LOAD_CPU=1   # h2load, one thread
-OURS=target/release/mcp-tool
-REFERENCE=target/bench-rmcp/release/rmcp-reference
+OURS=${MCP_TOOL_BIN:-target/release/mcp-tool}
+REFERENCE=${RMCP_REFERENCE_BIN:-target/bench-rmcp/release/rmcp-reference}
 VENV=.cache/bench-venv
 WORK=.cache/bench-mcp
 mkdir -p "$WORK"
