@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 
 mod workflow;
 
-use mcp_tool::pb;
-use mcp_tool::pb::mcp_service_client::McpServiceClient;
+use aixrun_proto::mcp as pb;
+use aixrun_proto::mcp::mcp_service_client::McpServiceClient;
 use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 

@@ -2,10 +2,10 @@
 //! is refused on REST, `/mcp`, gRPC and gRPC-Web alike (DNS-rebinding protection); allowed
 //! browser origins get CORS, preflight included, for gRPC-Web and MCP.
 
+use aixrun_proto::mcp as pb;
+use aixrun_proto::mcp::mcp_service_client::McpServiceClient;
 use e2e::mcp::grpc_web_request;
 use e2e::{TestApp, clients, http};
-use mcp_tool::pb;
-use mcp_tool::pb::mcp_service_client::McpServiceClient;
 use tonic::Code;
 
 const APP_ORIGIN: &str = "https://app.example.com";

@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
+use aixrun_proto::mcp as pb;
+use aixrun_proto::mcp::mcp_service_client::McpServiceClient;
 use e2e::google::{FakeGoogle, SecretAnswer};
 use e2e::http::{self, RawResponse};
 use e2e::jwks::{self, JwksServer, TestKey};
 use e2e::mcp::{grpc_web_request, initialize};
 use e2e::{TestApp, clients, run};
-use mcp_tool::pb;
-use mcp_tool::pb::mcp_service_client::McpServiceClient;
 use serde_json::{Value, json};
 use tonic::Code;
 

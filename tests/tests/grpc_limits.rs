@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use aixrun_proto::mcp as pb;
+use aixrun_proto::mcp::mcp_service_client::McpServiceClient;
 use bytes::Bytes;
 use e2e::mcp::{config_file, grpc_web_request};
 use e2e::upstream::Upstream;
@@ -13,8 +15,6 @@ use e2e::{TempDir, TestApp, WAIT_TIMEOUT, clients, grpc_web, http};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
-use mcp_tool::pb;
-use mcp_tool::pb::mcp_service_client::McpServiceClient;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;

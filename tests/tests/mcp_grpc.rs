@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aixrun_proto::mcp as pb;
+use aixrun_proto::mcp::mcp_service_client::McpServiceClient;
 use e2e::clients::grpc_channel;
 use e2e::mcp::{CONFORMANCE, config_file, grpc_web_message, grpc_web_request};
 use e2e::{TempDir, TestApp, grpc_web};
 use futures_util::StreamExt as _;
-use mcp_tool::pb;
-use mcp_tool::pb::mcp_service_client::McpServiceClient;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic::transport::Channel;

@@ -8,29 +8,27 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tracing::Instrument as _;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use aixrun_proto::mcp::{self as pb, mcp_service_server::McpService};
+use aixrun_proto::mcp_json::{CONTENT_TYPES, from_pb_fields, to_flat_schema, to_pb_content};
 use futures_util::Stream;
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use aixrun::error::{ApiError, ErrorKind};
 
-use crate::pb::{self, mcp_service_server::McpService};
 use crate::registry::{CallError, CallOutcome, Registry, Transport};
-use crate::tool::{BoxFuture, CallContext, Content, Reporter, Tool};
+use crate::tool::{BoxFuture, CallContext, Reporter, Tool};
 
-/// Content types a result may hold.
-const CONTENT_TYPES: [&str; 4] = ["text", "image", "audio", "resource"];
 /// Progress messages buffered per streaming call before the tool waits for the client.
 const STREAM_BUFFER: usize = 16;
 
-/// The gRPC service.
+/// The gRPC service: cheap to clone, as each streaming call's task holds one.
+#[derive(Clone)]
 pub struct Service {
     registry: Arc<Registry>,
-    tools: Vec<pb::Tool>,
-    version: String,
+    tools: Arc<[pb::Tool]>,
+    version: Arc<str>,
 }
 
 impl Service {
@@ -40,7 +38,7 @@ impl Service {
         Self {
             registry,
             tools,
-            version: version.to_owned(),
+            version: version.into(),
         }
     }
 
@@ -84,7 +82,7 @@ fn to_status_code(e: &CallError) -> &'static str {
 }
 
 #[tonic::async_trait]
-impl McpService for Arc<Service> {
+impl McpService for Service {
     async fn initialize(
         &self,
         _request: Request<pb::InitializeRequest>,
@@ -93,7 +91,7 @@ impl McpService for Arc<Service> {
             protocol_version: "2025-11-25".into(),
             server_info: Some(pb::ServerInfo {
                 name: "aixrun-mcp-tool".into(),
-                version: self.version.clone(),
+                version: self.version.to_string(),
             }),
             capabilities: Some(pb::Capabilities {
                 // StreamCallTool streams progress; dropping the call cancels the tool;
@@ -112,7 +110,7 @@ impl McpService for Arc<Service> {
         _request: Request<pb::ListToolsRequest>,
     ) -> Result<Response<pb::ListToolsResponse>, Status> {
         Ok(Response::new(pb::ListToolsResponse {
-            tools: self.tools.clone(),
+            tools: self.tools.to_vec(),
             next_cursor: String::new(),
         }))
     }
@@ -237,10 +235,7 @@ fn to_status(e: CallError) -> Status {
 /// The call's arguments: `arguments_json` when set, else the `arguments` map.
 fn arguments(json: String, map: HashMap<String, pb::Value>) -> Result<Map<String, Json>, Status> {
     if json.trim().is_empty() {
-        return Ok(map
-            .into_iter()
-            .map(|(k, v)| (k, from_pb_value(v)))
-            .collect());
+        return Ok(from_pb_fields(map));
     }
     match serde_json::from_str::<Json>(&json) {
         Ok(Json::Object(args)) => Ok(args),
@@ -265,178 +260,15 @@ fn to_pb_response(outcome: CallOutcome) -> pb::CallToolResponse {
     }
 }
 
-fn to_pb_content(content: Content) -> pb::Content {
-    let binary = |kind: &str, data: String, mime_type: String| pb::Content {
-        r#type: kind.to_owned(),
-        // Tools hand out valid base64; anything else is passed on as text rather than lost.
-        data: STANDARD
-            .decode(data.as_bytes())
-            .unwrap_or_else(|_| data.into_bytes()),
-        metadata: HashMap::from([("mimeType".to_owned(), mime_type.clone())]),
-        mime_type,
-        ..Default::default()
-    };
-    match content {
-        Content::Text { text } => pb::Content {
-            r#type: "text".into(),
-            text,
-            ..Default::default()
-        },
-        Content::Image { data, mime_type } => binary("image", data, mime_type),
-        Content::Audio { data, mime_type } => binary("audio", data, mime_type),
-        Content::Resource { resource } => {
-            let field = |k: &str| {
-                resource
-                    .get(k)
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let (uri, mime_type) = (field("uri"), field("mimeType"));
-            let blob = resource.get("blob").and_then(Json::as_str);
-            pb::Content {
-                r#type: "resource".into(),
-                text: field("text"),
-                data: blob
-                    .and_then(|b| STANDARD.decode(b).ok())
-                    .unwrap_or_default(),
-                metadata: HashMap::from([
-                    ("uri".to_owned(), uri.clone()),
-                    ("mimeType".to_owned(), mime_type.clone()),
-                ]),
-                mime_type,
-                uri,
-            }
-        }
-    }
-}
-
 fn to_pb_tool(tool: &Tool) -> pb::Tool {
     let json_text = |v: &Option<Json>| v.as_ref().map(Json::to_string).unwrap_or_default();
     pb::Tool {
         name: tool.name.clone(),
         description: tool.description.clone(),
-        input_schema: Some(flat_schema(&tool.input_schema)),
+        input_schema: Some(to_flat_schema(&tool.input_schema)),
         title: tool.title.clone().unwrap_or_default(),
         input_schema_json: tool.input_schema.to_string(),
         output_schema_json: json_text(&tool.output_schema),
         annotations_json: json_text(&tool.annotations),
-    }
-}
-
-/// The seed's flat schema: top-level properties with their type, description and default.
-fn flat_schema(schema: &Json) -> pb::Schema {
-    let type_of = |v: &Json| match v.get("type") {
-        Some(Json::String(s)) => s.clone(),
-        Some(Json::Array(a)) => a
-            .iter()
-            .filter_map(Json::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("")
-            .to_owned(),
-        _ => String::new(),
-    };
-    let properties = schema
-        .get("properties")
-        .and_then(Json::as_object)
-        .map(|props| {
-            props
-                .iter()
-                .map(|(name, prop)| {
-                    let field = pb::SchemaField {
-                        r#type: type_of(prop),
-                        description: prop
-                            .get("description")
-                            .and_then(Json::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        default_value: prop.get("default").cloned().map(to_pb_value),
-                    };
-                    (name.clone(), field)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    pb::Schema {
-        r#type: type_of(schema),
-        properties,
-        required: schema
-            .get("required")
-            .and_then(Json::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(Json::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
-}
-
-/// JSON to the seed's `Value`.
-pub fn to_pb_value(v: Json) -> pb::Value {
-    use pb::value::Kind;
-    let kind = match v {
-        Json::Null => Kind::NullValue(pb::NullValue::NullValue as i32),
-        Json::Bool(b) => Kind::BoolValue(b),
-        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Json::String(s) => Kind::StringValue(s),
-        Json::Array(a) => Kind::ListValue(pb::ListValue {
-            values: a.into_iter().map(to_pb_value).collect(),
-        }),
-        Json::Object(o) => Kind::StructValue(pb::StructValue {
-            fields: o.into_iter().map(|(k, v)| (k, to_pb_value(v))).collect(),
-        }),
-    };
-    pb::Value { kind: Some(kind) }
-}
-
-/// The seed's `Value` to JSON. Whole numbers become JSON integers, so that a schema asking for
-/// an `integer` accepts `3.0` sent as a double.
-pub fn from_pb_value(v: pb::Value) -> Json {
-    use pb::value::Kind;
-    match v.kind {
-        None | Some(Kind::NullValue(_)) => Json::Null,
-        Some(Kind::BoolValue(b)) => Json::Bool(b),
-        Some(Kind::NumberValue(n)) => {
-            if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                Json::Number(Number::from(n as i64))
-            } else {
-                Number::from_f64(n).map_or(Json::Null, Json::Number)
-            }
-        }
-        Some(Kind::StringValue(s)) => Json::String(s),
-        Some(Kind::ListValue(l)) => Json::Array(l.values.into_iter().map(from_pb_value).collect()),
-        Some(Kind::StructValue(s)) => Json::Object(
-            s.fields
-                .into_iter()
-                .map(|(k, v)| (k, from_pb_value(v)))
-                .collect(),
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn values_round_trip() {
-        let v = json!({"a": [1, 2.5, "x", null, true], "b": {"c": -3}});
-        assert_eq!(from_pb_value(to_pb_value(v.clone())), v);
-    }
-
-    #[test]
-    fn flat_schema_keeps_top_level_fields() {
-        let s = flat_schema(&json!({
-            "type": "object",
-            "properties": {"units": {"type": ["string", "null"], "description": "u", "default": "celsius"}},
-            "required": ["units"]
-        }));
-        assert_eq!(s.r#type, "object");
-        assert_eq!(s.properties["units"].r#type, "string");
-        assert_eq!(s.required, ["units"]);
-        assert!(s.properties["units"].default_value.is_some());
     }
 }

@@ -4,7 +4,6 @@
 pub mod config;
 pub mod grpc;
 pub mod mcp_http;
-pub mod pb;
 pub mod registry;
 pub mod tool;
 pub mod tools;
@@ -13,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aixrun::{App, Function, StartupError};
+use aixrun_proto::mcp as pb;
 
 use crate::config::McpToolConfig;
 use crate::registry::Registry;
@@ -47,10 +47,10 @@ pub fn setup(mut app: App) -> Result<App, StartupError> {
         .map_err(|e| StartupError::Other(format!("tool list: {e}")))?;
     // The runtime enforces MAX_GRPC_MESSAGE_BYTES on every gRPC service; tonic's own 4 MiB
     // default would otherwise cap a larger setting.
-    let grpc = pb::mcp_service_server::McpServiceServer::new(Arc::new(grpc::Service::new(
+    let grpc = pb::mcp_service_server::McpServiceServer::new(grpc::Service::new(
         registry,
         FUNCTION.version,
-    )))
+    ))
     .max_decoding_message_size(usize::MAX)
     .max_encoding_message_size(usize::MAX);
     // Host and Origin checks are the runtime's, for every route: the browser origins this

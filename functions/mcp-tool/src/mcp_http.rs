@@ -205,6 +205,9 @@ fn to_block(content: Content) -> Result<ContentBlock, serde_json::Error> {
         Content::Audio { data, mime_type } => ContentBlock::audio(data, mime_type),
         // Free-form: rmcp checks it is a resource (`uri` with `text` or `blob`).
         Content::Resource { resource } => ContentBlock::resource(serde_json::from_value(resource)?),
+        Content::ResourceLink { link } => {
+            ContentBlock::resource_link(serde_json::from_value(Value::Object(link))?)
+        }
     })
 }
 

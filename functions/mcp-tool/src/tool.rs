@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Arguments of one call: the JSON object the client sent (already schema-validated).
@@ -93,44 +92,9 @@ impl Tool {
     }
 }
 
-/// One content block of a result, in MCP's wire shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Content {
-    /// Text.
-    Text {
-        /// The text.
-        text: String,
-    },
-    /// An image, base64-encoded.
-    Image {
-        /// Base64 data.
-        data: String,
-        /// MIME type such as `image/png`.
-        #[serde(rename = "mimeType")]
-        mime_type: String,
-    },
-    /// Audio, base64-encoded.
-    Audio {
-        /// Base64 data.
-        data: String,
-        /// MIME type such as `audio/wav`.
-        #[serde(rename = "mimeType")]
-        mime_type: String,
-    },
-    /// An embedded resource (`{uri, mimeType?, text | blob}`).
-    Resource {
-        /// The resource object.
-        resource: Value,
-    },
-}
-
-impl Content {
-    /// A text block.
-    pub fn text(text: impl Into<String>) -> Self {
-        Self::Text { text: text.into() }
-    }
-}
+/// One content block of a result, in MCP's wire shape: the workspace's one content model,
+/// which the gRPC service converts to `mcp.Content` and orchestrate reads.
+pub use aixrun_proto::mcp_json::Content;
 
 /// What a successful call returns.
 #[derive(Debug, Clone, Default, PartialEq)]

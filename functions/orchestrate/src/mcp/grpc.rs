@@ -10,23 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tracing::Instrument as _;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value, json};
+use aixrun_proto::mcp::{self as pb, mcp_service_client::McpServiceClient};
+use aixrun_proto::mcp_json::{from_flat_schema, from_pb_content, to_pb_fields};
+use serde_json::Value;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use super::auth::{AuthProvider, with_refresh};
 use super::tls::TlsFiles;
-use super::{Arguments, Content, McpError, McpServer, ToolInfo, ToolList, ToolResult};
-
-/// Generated client of `proto/mcp.proto` (see `build.rs`).
-#[allow(missing_docs, unreachable_pub, clippy::all)]
-pub mod pb {
-    tonic::include_proto!("mcp");
-}
-
-use pb::mcp_service_client::McpServiceClient;
+use super::{Arguments, McpError, McpServer, ToolInfo, ToolList, ToolResult};
 
 /// Longest a whole listing (every page) may take.
 pub const LIST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -235,10 +227,7 @@ impl McpServer for GrpcServer {
         let key = idempotency_key.and_then(|k| k.parse::<tonic::metadata::MetadataValue<_>>().ok());
         let arguments_json = Value::Object(arguments.clone()).to_string();
         let arguments = if self.seed.load(Ordering::Relaxed) {
-            arguments
-                .into_iter()
-                .map(|(k, v)| (k, to_pb_value(v)))
-                .collect()
+            to_pb_fields(arguments)
         } else {
             HashMap::new()
         };
@@ -326,35 +315,6 @@ fn to_tool_info(tool: pb::Tool) -> Result<ToolInfo, String> {
     })
 }
 
-/// The seed's flat schema (top-level properties: type, description, default) as JSON Schema.
-fn from_flat_schema(schema: Option<&pb::Schema>) -> Value {
-    let Some(schema) = schema else {
-        return json!({"type": "object"});
-    };
-    let properties: Map<String, Value> = schema
-        .properties
-        .iter()
-        .map(|(name, field)| {
-            let mut prop = Map::new();
-            if !field.r#type.is_empty() {
-                prop.insert("type".into(), Value::String(field.r#type.clone()));
-            }
-            if !field.description.is_empty() {
-                prop.insert("description".into(), field.description.clone().into());
-            }
-            if let Some(default) = field.default_value.clone() {
-                prop.insert("default".into(), from_pb_value(default));
-            }
-            (name.clone(), Value::Object(prop))
-        })
-        .collect();
-    let mut out = json!({"type": "object", "properties": properties});
-    if !schema.required.is_empty() {
-        out["required"] = json!(schema.required);
-    }
-    out
-}
-
 fn from_pb_result(response: pb::CallToolResponse) -> Result<ToolResult, String> {
     let structured_content = if response.structured_content_json.trim().is_empty() {
         None
@@ -371,100 +331,31 @@ fn from_pb_result(response: pb::CallToolResponse) -> Result<ToolResult, String> 
     })
 }
 
-fn from_pb_content(content: pb::Content) -> Content {
-    let mime_type = if content.mime_type.is_empty() {
-        content
-            .metadata
-            .get("mimeType")
-            .cloned()
-            .unwrap_or_default()
-    } else {
-        content.mime_type.clone()
-    };
-    match content.r#type.as_str() {
-        "image" => Content::Image {
-            data: STANDARD.encode(&content.data),
-            mime_type,
-        },
-        "audio" => Content::Audio {
-            data: STANDARD.encode(&content.data),
-            mime_type,
-        },
-        "resource" => {
-            let uri = if content.uri.is_empty() {
-                content.metadata.get("uri").cloned().unwrap_or_default()
-            } else {
-                content.uri.clone()
-            };
-            let mut resource = json!({"uri": uri});
-            if !mime_type.is_empty() {
-                resource["mimeType"] = mime_type.into();
-            }
-            if content.data.is_empty() {
-                resource["text"] = content.text.into();
-            } else {
-                resource["blob"] = STANDARD.encode(&content.data).into();
-            }
-            Content::Resource { resource }
-        }
-        // "text", and any type this client does not know: its text is what a model can read.
-        _ => Content::Text { text: content.text },
-    }
-}
-
-fn to_pb_value(value: Value) -> pb::Value {
-    use pb::value::Kind;
-    let kind = match value {
-        Value::Null => Kind::NullValue(pb::NullValue::NullValue as i32),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => Kind::StringValue(s),
-        Value::Array(items) => Kind::ListValue(pb::ListValue {
-            values: items.into_iter().map(to_pb_value).collect(),
-        }),
-        Value::Object(map) => Kind::StructValue(pb::StructValue {
-            fields: map.into_iter().map(|(k, v)| (k, to_pb_value(v))).collect(),
-        }),
-    };
-    pb::Value { kind: Some(kind) }
-}
-
-fn from_pb_value(value: pb::Value) -> Value {
-    use pb::value::Kind;
-    match value.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::NumberValue(n)) => json!(n),
-        Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(from_pb_value).collect()),
-        Some(Kind::StructValue(s)) => Value::Object(
-            s.fields
-                .into_iter()
-                .map(|(k, v)| (k, from_pb_value(v)))
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aixrun_proto::mcp::value::Kind;
+    use serde_json::json;
 
-    /// The seed's proto has only fields 1-3 of `Tool`: the flat schema becomes JSON Schema.
+    /// The seed's proto has only fields 1-3 of `Tool`: the flat schema becomes JSON Schema,
+    /// and a whole default comes back an integer, as mcp-tool reads the same double.
     #[test]
     fn seed_flat_schema_becomes_json_schema() {
+        let field = |r#type: &str, description: &str, default: Option<f64>| pb::SchemaField {
+            r#type: r#type.into(),
+            description: description.into(),
+            default_value: default.map(|n| pb::Value {
+                kind: Some(Kind::NumberValue(n)),
+            }),
+        };
         let tool = pb::Tool {
             name: "get_weather".into(),
             input_schema: Some(pb::Schema {
                 r#type: "object".into(),
-                properties: HashMap::from([(
-                    "city".to_owned(),
-                    pb::SchemaField {
-                        r#type: "string".into(),
-                        description: "City name".into(),
-                        default_value: None,
-                    },
-                )]),
+                properties: HashMap::from([
+                    ("city".to_owned(), field("string", "City name", None)),
+                    ("days".to_owned(), field("integer", "", Some(3.0))),
+                ]),
                 required: vec!["city".into()],
             }),
             ..Default::default()
@@ -473,25 +364,14 @@ mod tests {
         assert_eq!(
             info.input_schema,
             json!({"type": "object", "required": ["city"],
-                   "properties": {"city": {"type": "string", "description": "City name"}}})
+                   "properties": {"city": {"type": "string", "description": "City name"},
+                                  "days": {"type": "integer", "default": 3}}})
         );
+        assert!(info.input_schema["properties"]["days"]["default"].is_i64());
     }
 
     #[test]
-    fn binary_content_is_base64_and_hosts_drop_userinfo() {
-        let content = from_pb_content(pb::Content {
-            r#type: "image".into(),
-            data: vec![1, 2, 3],
-            mime_type: "image/png".into(),
-            ..Default::default()
-        });
-        assert_eq!(
-            content,
-            Content::Image {
-                data: "AQID".into(),
-                mime_type: "image/png".into()
-            }
-        );
+    fn hosts_drop_userinfo() {
         assert_eq!(
             host_of("https://u:p@tools.example:8443/x?q"),
             "tools.example:8443"

@@ -10,7 +10,7 @@ use mcp_tool::registry::{CallError, Registry, Transport};
 use mcp_tool::tool::{self, CallContext};
 use prometheus_client::registry::Registry as MetricsRegistry;
 
-use super::{Arguments, Content, McpError, McpServer, ToolInfo, ToolList, ToolResult};
+use super::{Arguments, McpError, McpServer, ToolInfo, ToolList, ToolResult};
 
 /// mcp-tool's tools, in-process.
 pub struct LocalServer {
@@ -91,7 +91,8 @@ impl McpServer for LocalServer {
             })?;
         match outcome {
             Ok(outcome) => Ok(ToolResult {
-                content: outcome.content.into_iter().map(to_content).collect(),
+                // One content model: mcp-tool's blocks are ours.
+                content: outcome.content,
                 structured_content: outcome.structured,
                 is_error: outcome.is_error,
             }),
@@ -120,14 +121,5 @@ fn to_tool_info(tool: &tool::Tool) -> ToolInfo {
         input_schema: tool.input_schema.clone(),
         output_schema: tool.output_schema.clone(),
         annotations: tool.annotations.clone(),
-    }
-}
-
-fn to_content(content: tool::Content) -> Content {
-    match content {
-        tool::Content::Text { text } => Content::Text { text },
-        tool::Content::Image { data, mime_type } => Content::Image { data, mime_type },
-        tool::Content::Audio { data, mime_type } => Content::Audio { data, mime_type },
-        tool::Content::Resource { resource } => Content::Resource { resource },
     }
 }

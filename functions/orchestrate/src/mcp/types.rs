@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One tool of a server.
@@ -33,50 +32,9 @@ pub struct ToolList {
     pub ttl: Option<Duration>,
 }
 
-/// One content block of a result, in MCP's wire shape (`{"type": "text", "text": ...}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Content {
-    /// Text.
-    Text {
-        /// The text.
-        text: String,
-    },
-    /// An image, base64-encoded.
-    Image {
-        /// Base64 data.
-        data: String,
-        /// MIME type such as `image/png`.
-        #[serde(rename = "mimeType")]
-        mime_type: String,
-    },
-    /// Audio, base64-encoded.
-    Audio {
-        /// Base64 data.
-        data: String,
-        /// MIME type such as `audio/wav`.
-        #[serde(rename = "mimeType")]
-        mime_type: String,
-    },
-    /// An embedded resource (`{uri, mimeType?, text | blob}`).
-    Resource {
-        /// The resource object.
-        resource: Value,
-    },
-    /// A link to a resource (`{uri, name, ...}`).
-    ResourceLink {
-        /// The whole block as the server sent it.
-        #[serde(flatten)]
-        link: serde_json::Map<String, Value>,
-    },
-}
-
-impl Content {
-    /// A text block.
-    pub fn text(text: impl Into<String>) -> Self {
-        Self::Text { text: text.into() }
-    }
-}
+/// One content block of a result, in MCP's wire shape: the workspace's one content model,
+/// which mcp-tool's tools return and the gRPC transport reads from `mcp.Content`.
+pub use aixrun_proto::mcp_json::Content;
 
 /// The result of a call that ran. `is_error` results are the tool's own failures, which the
 /// model reads; protocol problems are [`crate::mcp::McpError`]s instead.
