@@ -11,7 +11,6 @@ mod workflows;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument as _;
 
 use aixrun::error::{ApiError, ErrorKind};
 use aixrun::server::{Deadline, grpc_timeout};
@@ -22,12 +21,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::run::{Envelope, Interruptions, RunSpec, RunSummary, Status, Usage};
-use crate::service::{OnDisconnect, RunRequest, RunService};
+use crate::service::RunService;
+use crate::service::start::Admitted;
 
 /// A comment goes out when nothing else has for this long, so idle-timeout proxies keep the
 /// stream open.
@@ -69,15 +70,16 @@ async fn run(
     body: Bytes,
 ) -> Response {
     let deadline = deadline.map(|d| d.0);
-    let (request, spec, stream) = match admit(&api, deadline, &headers, &body).await {
+    let (admitted, stream) = match admit(&api, deadline, &headers, &body).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refused(refusal),
     };
     // A run that must outlive this request, or that continues a session, goes through the
     // store; the caller follows it there.
-    if request.session_id.is_some() || request.on_disconnect == Some(OnDisconnect::Continue) {
-        return runs::attached(api, request, deadline, stream).await;
+    if admitted.stored() {
+        return runs::attached(api, admitted.request, deadline, stream).await;
     }
+    let spec = admitted.spec;
     let service = &api.service;
     if !stream {
         // The handler owns the run: a caller that disconnects drops it, and the run with it.
@@ -91,13 +93,13 @@ async fn run(
     streamed(api, spec)
 }
 
-/// The checked request, the run it asks for and whether it is streamed, or why it is refused.
+/// The checked run and whether it is streamed, or why it is refused.
 async fn admit(
     api: &Api,
     route_deadline: Option<Deadline>,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(RunRequest, RunSpec, bool), Refusal> {
+) -> Result<(Admitted, bool), Refusal> {
     // Until the body says otherwise, the caller wants a stream when it accepts one.
     let mut stream = accepts_event_stream(headers);
     let refuse = |error: ApiError, stream: bool, workflow: &str| Refusal {
@@ -122,9 +124,6 @@ async fn admit(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let orchestration = &api.service.engine.orchestration;
-    let request =
-        RunRequest::parse(orchestration, &fields).map_err(|e| refuse(e, stream, &workflow))?;
     let caller_deadline = match headers.get("grpc-timeout") {
         None => None,
         Some(_) => Some(grpc_timeout(headers).ok_or_else(|| {
@@ -135,24 +134,17 @@ async fn admit(
             )
         })?),
     };
-    let spec = RunSpec {
-        run_id: crate::run::run_id(),
-        workflow: request.workflow.clone(),
-        input: request.input.clone(),
-        budget: request.budget,
-        deadline: request.deadline(
-            Duration::ZERO,
+    let admitted = api
+        .service
+        .admit(
+            &api.models,
+            &fields,
             route_deadline.map(|d| d.remaining()),
             caller_deadline,
-        ),
-    };
-    if let Some(found) = api.service.engine.workflow(&spec.workflow)
-        && let Err(why) = api.models.workflow(found, orchestration).await
-    {
-        let error = ApiError::new(ErrorKind::Unavailable, why).retry_after(5);
-        return Err(refuse(error, stream, &spec.workflow));
-    }
-    Ok((request, spec, stream))
+        )
+        .await
+        .map_err(|e| refuse(e, stream, &workflow))?;
+    Ok((admitted, stream))
 }
 
 /// The answer to a refused run, logged at WARN with its reason: the JSON error, or for a
@@ -246,42 +238,18 @@ impl Drop for StreamEnd {
 
 /// A run as server-sent events: the run is a tracked task, cancelled when the body is dropped.
 fn streamed(api: Api, spec: RunSpec) -> Response {
-    // Unbounded: the recorder never waits on a slow client, and what a run can send is bounded
-    // by its own budget.
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let cancel = CancellationToken::new();
-    let stop = Interruptions {
-        cancel: cancel.clone(),
-        shutdown: api.service.shutdown.clone(),
-    };
-    let service = api.service.clone();
-    let engine = service.engine.clone();
-    let run_id = spec.run_id.clone();
-    // In the request's span: the run's spans belong to the request's trace.
-    service.tasks.spawn(
-        async move {
-            engine.run(spec, Some(tx), stop).await;
-        }
-        .instrument(tracing::Span::current()),
-    );
-    let guard = cancel.drop_guard();
     let end = StreamEnd {
         span: tracing::Span::current(),
-        run_id,
+        run_id: spec.run_id.clone(),
         started: Instant::now(),
         status: None,
     };
-    // The stream ends when the run's task drops its sender, after run.finished; dropping the
-    // stream (the client left) drops the guard, which cancels the run.
-    let events =
-        futures_util::stream::unfold((rx, guard, end), |(mut rx, guard, mut end)| async move {
-            let envelope: Envelope = rx.recv().await?;
-            if let crate::run::Event::RunFinished(summary) = &envelope.event {
-                end.status = Some(summary.status);
-            }
-            let sse = sse_event(&envelope);
-            Some((Ok::<_, Infallible>(sse), (rx, guard, end)))
-        });
+    let events = api.service.run_here(spec).scan(end, |end, envelope| {
+        if let crate::run::Event::RunFinished(summary) = &envelope.event {
+            end.status = Some(summary.status);
+        }
+        std::future::ready(Some(Ok::<_, Infallible>(sse_event(&envelope))))
+    });
     sse_response(events)
 }
 

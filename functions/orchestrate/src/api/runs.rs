@@ -4,8 +4,6 @@
 //! `Last-Event-ID`), the session routes, and `/v1/run`'s attached form of a durable run.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use aixrun::error::{ApiError, ErrorKind};
 use aixrun::server::Deadline;
@@ -24,7 +22,8 @@ use tracing::Instrument as _;
 
 use super::{Api, Refusal, bad, refused, sse_event};
 use crate::run::{Envelope, Event, RunResult};
-use crate::service::{OnDisconnect, RunRequest, RunService};
+use crate::service::RunRequest;
+use crate::service::start::Attached;
 use crate::store::{RunFilter, RunRecord, RunStatus};
 
 /// The routes.
@@ -331,18 +330,15 @@ async fn events(
             })?),
         };
     api.service.get(&id).await?;
-    Ok(sse(api.service.follow(&id, after), None::<()>))
+    Ok(sse(api.service.follow(&id, after)))
 }
 
-/// An SSE answer of `events`; `guard` lives as long as the stream (its drop is the caller
-/// leaving).
-fn sse<S, G>(events: S, guard: Option<G>) -> Response
+/// An SSE answer of `events` (a store error ends it with an `error` event).
+fn sse<S>(events: S) -> Response
 where
     S: Stream<Item = Result<Envelope, crate::store::StoreError>> + Send + 'static,
-    G: Send + 'static,
 {
-    let events = events.map(move |item| {
-        let _hold = &guard;
+    let events = events.map(|item| {
         Ok::<_, Infallible>(match item {
             Ok(envelope) => sse_event(&envelope),
             Err(e) => axum::response::sse::Event::default()
@@ -351,26 +347,6 @@ where
         })
     });
     super::sse_response(events)
-}
-
-/// Cancels a followed run when its caller leaves before its `run.finished`, unless the
-/// caller asked it to continue.
-struct CancelOnDrop {
-    service: Arc<RunService>,
-    run_id: String,
-    armed: Arc<AtomicBool>,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if !self.armed.load(Ordering::Relaxed) {
-            return;
-        }
-        let (service, id) = (self.service.clone(), self.run_id.clone());
-        self.service.tasks.spawn(async move {
-            let _ = service.cancel(&id).await;
-        });
-    }
 }
 
 /// `/v1/run` for a run that goes through the store (a session's turn, or
@@ -383,8 +359,9 @@ pub(super) async fn attached(
     stream: bool,
 ) -> Response {
     let service = api.service.clone();
-    let (record, _) = match service.submit(&request, None, deadline.map(|d| d.0)).await {
-        Ok(submitted) => submitted,
+    let Attached { run_id, events } = match service.attach(&request, deadline.map(|d| d.0)).await
+    {
+        Ok(attached) => attached,
         Err(error) => {
             return refused(Refusal {
                 error,
@@ -393,50 +370,16 @@ pub(super) async fn attached(
             });
         }
     };
-    if let Err(error) = service.dispatch(&record.run_id).await {
-        return refused(Refusal {
-            error,
-            stream,
-            workflow: request.workflow.clone(),
-        });
-    }
-    let armed = Arc::new(AtomicBool::new(
-        request.on_disconnect != Some(OnDisconnect::Continue),
-    ));
-    let guard = CancelOnDrop {
-        service: service.clone(),
-        run_id: record.run_id.clone(),
-        armed: armed.clone(),
-    };
-    // A run that reached its `run.finished` (ended, or paused for approval) is not cancelled
-    // when its caller then goes.
-    let disarm = armed.clone();
-    let events = service.follow(&record.run_id, None).inspect(move |item| {
-        if let Ok(Envelope {
-            event: Event::RunFinished(_),
-            ..
-        }) = item
-        {
-            disarm.store(false, Ordering::Relaxed);
-        }
-    });
     if stream {
-        return sse(events, Some(guard));
+        return sse(events);
     }
-    let mut events = std::pin::pin!(events);
+    let mut events = events;
     while let Some(item) = events.next().await {
         match item {
             Ok(Envelope {
                 event: Event::RunFinished(summary),
                 ..
-            }) => {
-                drop(guard);
-                return axum::Json(RunResult {
-                    run_id: record.run_id,
-                    summary,
-                })
-                .into_response();
-            }
+            }) => return axum::Json(RunResult { run_id, summary }).into_response(),
             Ok(_) => {}
             Err(e) => {
                 return ApiError::new(ErrorKind::Unavailable, e.to_string())
@@ -445,9 +388,7 @@ pub(super) async fn attached(
             }
         }
     }
-    armed.store(false, Ordering::Relaxed);
-    drop(guard);
-    match service.get(&record.run_id).await {
+    match service.get(&run_id).await {
         Ok(record) => axum::Json(record_json(&record)).into_response(),
         Err(e) => e.into_response(),
     }

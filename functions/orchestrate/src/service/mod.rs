@@ -8,6 +8,7 @@
 pub mod queue;
 pub mod request;
 pub mod session;
+pub mod start;
 
 #[cfg(test)]
 mod tests;
