@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 const PROTOS: &[&str] = &[
     // mcp.MCPService: mcp-tool serves it, orchestrate's `grpc` MCP transport calls it.
     "mcp.proto",
+    // aixrun.orchestrate.v1.Orchestrator: orchestrate's gRPC run API.
+    "orchestrate.proto",
 ];
 
 type Error = Box<dyn std::error::Error>;

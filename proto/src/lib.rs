@@ -3,7 +3,8 @@
 //! - One module per proto package, generated from the `.proto` files beside this crate's
 //!   `Cargo.toml` (`build.rs` lists them; a new API is a file there and one line in that list):
 //!   [`mcp`] holds `mcp.MCPService`'s messages, `mcp_service_client`, `mcp_service_server` and
-//!   `FILE_DESCRIPTOR_SET` for reflection.
+//!   `FILE_DESCRIPTOR_SET` for reflection; [`aixrun::orchestrate::v1`] orchestrate's gRPC run
+//!   API (`aixrun.orchestrate.v1.Orchestrator`).
 //! - [`mcp_json`]: the conversions between `mcp.proto`'s messages and MCP's JSON shapes (values,
 //!   content blocks, the seed's flat schema), with one behaviour for both ends of the wire.
 //!

@@ -37,20 +37,24 @@ fn venv_python() -> PathBuf {
         .unwrap_or_else(|| workspace().join(".cache/e2e-venv/bin/python"))
 }
 
-/// A command-line peer (`grpcurl`): on PATH, else beside the test interpreter, where
-/// `scripts/test-peers.sh` installs it without root.
+/// A command-line peer (`grpcurl`, `buf`): on PATH, else where `scripts/test-peers.sh`
+/// installs it without root (beside the test interpreter, or npm's `.cache/e2e-node`).
 pub fn peer_tool(name: &str) -> PathBuf {
     let on_path = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()));
     if on_path {
         return PathBuf::from(name);
     }
-    let beside = venv_python().with_file_name(name);
-    if beside.is_file() {
-        beside
-    } else {
-        PathBuf::from(name)
-    }
+    let installed = [
+        venv_python().with_file_name(name),
+        workspace()
+            .join(".cache/e2e-node/node_modules/.bin")
+            .join(name),
+    ];
+    installed
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Runs `script` (`python -c`) with `envs` to completion and returns its stdout; panics with

@@ -1,8 +1,9 @@
 //! The agent orchestrator function: the validated configuration, the run engine that walks its
-//! workflows, and the run API on the runtime's one port.
+//! workflows, and the run API on the runtime's one port (HTTP, and gRPC: [`grpc`]).
 
 pub mod api;
 pub mod config;
+pub mod grpc;
 pub mod mcp;
 pub mod openapi;
 pub mod reachability;
@@ -75,13 +76,16 @@ pub async fn setup(mut app: App) -> Result<App, StartupError> {
     service.queue = service::queue::PubSubQueue::from_env(app.env())
         .map(|q| Arc::new(q) as Arc<dyn service::Queue>);
     let service = Arc::new(service);
+    let orchestrator = grpc::Orchestrator::new(service.clone(), models.clone()).server();
     let api = api::Api { service, models };
     // Runs stream for minutes: the route's limit is the platform's request deadline, which
     // the engine answers before; bodies are small.
     let limits = app.route_limits().max_body_bytes(1024 * 1024);
     let app = app
         .rest_with_limits(api::router(api), limits)
-        .rest(openapi::router());
+        .rest(openapi::router())
+        .grpc(orchestrator)
+        .file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET);
     Ok(if dev_ui { app.rest(ui::router()) } else { app })
 }
 

@@ -2,7 +2,8 @@
 //! included), inside gRPC-Web translation so they always see native gRPC:
 //! - a deadline: the caller's `grpc-timeout`, never more than `REQUEST_TIMEOUT`; when it
 //!   passes, the handler (and any response stream) is dropped, which cancels it and frees what
-//!   it held, and the caller gets DEADLINE_EXCEEDED;
+//!   it held, and the caller gets DEADLINE_EXCEEDED; handlers find it in their request's
+//!   extensions as a [`Deadline`], as REST handlers do;
 //! - a message size cap both ways (`MAX_GRPC_MESSAGE_BYTES`), checked on each message's
 //!   length prefix before anything is buffered: RESOURCE_EXHAUSTED.
 
@@ -18,6 +19,8 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tower::{Layer, Service};
+
+use super::Deadline;
 
 /// Wraps a gRPC service with [`GrpcLimits`].
 #[derive(Debug, Clone, Copy)]
@@ -67,8 +70,10 @@ where
             None => limits.max_duration,
         };
         let deadline = Instant::now() + timeout;
-        let req =
+        let mut req =
             req.map(|body| Body::new(MessageLimitBody::new(body, limits.max_message_bytes, None)));
+        // For a handler that should answer before it (tonic carries extensions to the request).
+        req.extensions_mut().insert(Deadline(deadline));
         let fut = self.inner.call(req);
         Box::pin(async move {
             match tokio::time::timeout_at(deadline, fut).await {

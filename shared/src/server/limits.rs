@@ -57,8 +57,9 @@ impl RouteLimits {
     }
 }
 
-/// When the request's time limit runs out, in every REST request's extensions: handlers that
-/// stream (SSE) end their stream before it.
+/// When the request's time limit runs out, in every REST and gRPC request's extensions (for
+/// gRPC, the caller's `grpc-timeout` capped by `REQUEST_TIMEOUT`): handlers that stream (SSE)
+/// end their stream before it, and handlers that can answer early do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 

@@ -359,8 +359,7 @@ pub(super) async fn attached(
     stream: bool,
 ) -> Response {
     let service = api.service.clone();
-    let Attached { run_id, events } = match service.attach(&request, deadline.map(|d| d.0)).await
-    {
+    let Attached { run_id, events } = match service.attach(&request, deadline.map(|d| d.0)).await {
         Ok(attached) => attached,
         Err(error) => {
             return refused(Refusal {
