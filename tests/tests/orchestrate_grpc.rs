@@ -87,7 +87,7 @@ async fn run_answers_the_result_as_post_v1_run_does() {
     assert_eq!(run.status, "completed", "{run:?}");
     assert!(run.run_id.starts_with("run-"), "{run:?}");
     assert_eq!(to_json(run.output.clone().unwrap()), json!("Hello there"));
-    let usage = run.usage.clone().unwrap();
+    let usage = run.usage.unwrap();
     assert_eq!((usage.model_calls, usage.input_tokens), (1, 12), "{run:?}");
     assert_eq!(run.steps.len(), 1, "{run:?}");
     assert_eq!(model.requests()[0]["messages"][1]["content"], "hi");
