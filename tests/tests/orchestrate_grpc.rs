@@ -2,9 +2,10 @@
 //! the one port beside the HTTP API, with a loopback model (`e2e::model`): through orchestrate's
 //! generated tonic client over a real h2c connection (Run, RunStream, GetRun, CancelRun from a
 //! second call, StreamRunEvents after a seq, bad input, unknown runs, the call's deadline as
-//! the run's, a dropped call cancelling its run), and through the command-line clients people
+//! the run's, a dropped call cancelling its run; on the Firestore emulator, a second instance
+//! getting, following and cancelling the run), and through the command-line clients people
 //! use: `grpcurl` (reflection, describe, the same calls, a client killed mid-stream) and
-//! `buf curl`. The ones needing a command are `#[ignore]`d by default and fail without it.
+//! `buf curl`. The ones needing a peer are `#[ignore]`d by default and fail without it.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -323,6 +324,80 @@ async fn a_stored_run_is_got_cancelled_from_a_second_call_and_followed_after_a_s
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::Aborted, "{again:?}");
+}
+
+/// The emulators' variables, which `scripts/emulators.sh` exports, with `RUN_STORE=firestore`:
+/// a test without them fails naming the command, never passes by skipping.
+fn on_firestore() -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = [
+        "FIRESTORE_EMULATOR_HOST",
+        "PUBSUB_EMULATOR_HOST",
+        "GOOGLE_CLOUD_PROJECT",
+    ]
+    .iter()
+    .map(|var| match std::env::var(var) {
+        Ok(v) if !v.is_empty() => ((*var).to_owned(), v),
+        _ => panic!("{var} is unset: eval \"$(bash scripts/emulators.sh)\""),
+    })
+    .collect();
+    vars.push(("RUN_STORE".into(), "firestore".into()));
+    vars
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\""]
+async fn another_instance_gets_follows_and_cancels_a_run_through_the_store() {
+    let vars = on_firestore();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let model = FakeModel::openai(vec![Reply::Endless(Duration::from_millis(20))]);
+    let yaml = react_yaml(&openai_service(&model), None, "    prompt: Be brief.\n");
+    let (dir_a, dir_b) = (TempDir::new(), TempDir::new());
+    let a = orchestrate::spawn(&dir_a, &yaml, &vars);
+    let b = orchestrate::spawn(&dir_b, &yaml, &vars);
+    let mut events = client(&a)
+        .await
+        .run_stream(request("x", &json!({"on_disconnect": "continue"})))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut on_a = until(&mut events, "message.delta").await;
+    let (run_id, after) = (on_a[0].run_id.clone(), on_a.last().unwrap().seq);
+
+    let mut other = client(&b).await;
+    let got = other
+        .get_run(pb::GetRunRequest {
+            run_id: run_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.status, "running", "{got:?}");
+    let followed = other
+        .stream_run_events(pb::StreamRunEventsRequest {
+            run_id: run_id.clone(),
+            after_seq: Some(after),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    other
+        .cancel_run(pb::CancelRunRequest {
+            run_id: run_id.clone(),
+        })
+        .await
+        .unwrap();
+    let followed = all_events(followed).await;
+    on_a.extend(all_events(events).await);
+    let finished = on_a.last().unwrap();
+    assert_eq!(data(finished)["status"], "cancelled", "{finished:?}");
+    // B saw every event after the seq it asked from, once, as A did.
+    assert_eq!(followed, on_a[on_a.len() - followed.len()..].to_vec());
+    assert_eq!(followed[0].seq, after + 1, "{followed:?}");
+    wait_until(
+        || model.hung_up() == 1,
+        "the model stream outlived the cancel",
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
