@@ -34,6 +34,8 @@ fn main() -> Result<(), Error> {
     let mut tree = Module::default();
     for file in PROTOS {
         let proto = root.join(file);
+        // Listed one by one: with any rerun-if line, cargo watches only what the lines name.
+        println!("cargo:rerun-if-changed={}", proto.display());
         let package = package_of(&proto)?;
         let descriptor = out.join(format!("{package}.descriptor.bin"));
         let mut config = tonic_prost_build::Config::new();
