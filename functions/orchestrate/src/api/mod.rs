@@ -27,8 +27,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::run::{Envelope, Interruptions, RunSpec, RunSummary, Status, Usage};
-use crate::service::RunService;
 use crate::service::start::Admitted;
+use crate::service::{RunRequest, RunService};
 
 /// A comment goes out when nothing else has for this long, so idle-timeout proxies keep the
 /// stream open.
@@ -119,11 +119,7 @@ async fn admit(
     if let Some(Value::Bool(b)) = fields.get("stream") {
         stream = *b;
     }
-    let workflow = fields
-        .get("workflow")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let workflow = RunRequest::workflow_named(&api.service.engine.orchestration, &fields);
     let caller_deadline = match headers.get("grpc-timeout") {
         None => None,
         Some(_) => Some(grpc_timeout(headers).ok_or_else(|| {

@@ -18,9 +18,9 @@ use tonic::{Request, Response, Status};
 
 use crate::reachability::Reachability;
 use crate::run::{Envelope, Event, Interruptions};
-use crate::service::RunService;
 use crate::service::request::valid_id;
 use crate::service::start::Admitted;
+use crate::service::{RunRequest, RunService};
 use crate::store::StoreError;
 
 /// The generated server and client of `proto/orchestrate.proto`, with its descriptor set (and
@@ -62,10 +62,11 @@ impl Orchestrator {
         match self.service.admit(&self.models, &fields, route, None).await {
             Ok(admitted) => Ok((admitted, deadline)),
             Err(error) => {
-                let workflow = fields.get("workflow").and_then(|w| w.as_str());
+                let workflow =
+                    RunRequest::workflow_named(&self.service.engine.orchestration, &fields);
                 tracing::warn!(
                     code = ?error.kind.grpc_code(),
-                    workflow,
+                    workflow = (!workflow.is_empty()).then_some(workflow.as_str()),
                     reason = error.message.as_str(),
                     "run refused: {}",
                     error.message

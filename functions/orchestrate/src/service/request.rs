@@ -74,6 +74,19 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 impl RunRequest {
+    /// The workflow `fields` ask for, as [`Self::parse`] resolves it (the default when none
+    /// is named), or what they name when it is not one; empty when they name nothing usable.
+    /// For a refusal's log line and stream, which name the workflow even when parsing failed.
+    pub fn workflow_named(orchestration: &Orchestration, fields: &Map<String, Value>) -> String {
+        workflow(orchestration, fields.get("workflow")).unwrap_or_else(|_| {
+            fields
+                .get("workflow")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
+    }
+
     /// Checks `fields` against `orchestration`: a 400 saying what is wrong, or 404 for an
     /// unknown workflow.
     pub fn parse(
