@@ -106,3 +106,23 @@ pub fn spawn_example(name: &str, model: &FakeModel, extra: &[(&str, &str)]) -> T
     envs.extend_from_slice(extra);
     tokio::task::block_in_place(|| TestApp::spawn("orchestrate", &envs))
 }
+
+/// How tests that need the emulators are marked, and what a missing one says.
+pub const NEEDS_EMULATORS: &str =
+    "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\"";
+
+/// The emulators' variables, which `scripts/emulators.sh` exports, to pass to an instance: a
+/// test without them fails naming the command, never passes by skipping.
+pub fn emulator_vars() -> Vec<(String, String)> {
+    [
+        "FIRESTORE_EMULATOR_HOST",
+        "PUBSUB_EMULATOR_HOST",
+        "GOOGLE_CLOUD_PROJECT",
+    ]
+    .iter()
+    .map(|var| match std::env::var(var) {
+        Ok(v) if !v.is_empty() => ((*var).to_owned(), v),
+        _ => panic!("{var} is unset; this test {NEEDS_EMULATORS}"),
+    })
+    .collect()
+}

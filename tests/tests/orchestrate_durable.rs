@@ -19,27 +19,10 @@ use e2e::sse::{SseEvent, SseReader};
 use e2e::{TempDir, TestApp, clients};
 use serde_json::{Value, json};
 
-const NEEDS: &str =
-    "needs the Firestore and Pub/Sub emulators: eval \"$(bash scripts/emulators.sh)\"";
+use e2e::orchestrate::{NEEDS_EMULATORS as NEEDS, emulator_vars as emulators};
 
 /// The store every instance here uses (the variables below point it at the emulator).
 const STORE: &str = "firestore";
-
-/// The emulators' variables, which `scripts/emulators.sh` exports: a test without them fails
-/// naming the command, never passes by skipping.
-fn emulators() -> Vec<(String, String)> {
-    [
-        "FIRESTORE_EMULATOR_HOST",
-        "PUBSUB_EMULATOR_HOST",
-        "GOOGLE_CLOUD_PROJECT",
-    ]
-    .iter()
-    .map(|var| match std::env::var(var) {
-        Ok(v) if !v.is_empty() => ((*var).to_owned(), v),
-        _ => panic!("{var} is unset; this test {NEEDS}"),
-    })
-    .collect()
-}
 
 /// A name no other test, here or in an earlier run against the same emulators, uses.
 fn unique(prefix: &str) -> String {

@@ -329,17 +329,7 @@ async fn a_stored_run_is_got_cancelled_from_a_second_call_and_followed_after_a_s
 /// The emulators' variables, which `scripts/emulators.sh` exports, with `RUN_STORE=firestore`:
 /// a test without them fails naming the command, never passes by skipping.
 fn on_firestore() -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = [
-        "FIRESTORE_EMULATOR_HOST",
-        "PUBSUB_EMULATOR_HOST",
-        "GOOGLE_CLOUD_PROJECT",
-    ]
-    .iter()
-    .map(|var| match std::env::var(var) {
-        Ok(v) if !v.is_empty() => ((*var).to_owned(), v),
-        _ => panic!("{var} is unset: eval \"$(bash scripts/emulators.sh)\""),
-    })
-    .collect();
+    let mut vars = e2e::orchestrate::emulator_vars();
     vars.push(("RUN_STORE".into(), "firestore".into()));
     vars
 }
