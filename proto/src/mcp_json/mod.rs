@@ -8,4 +8,4 @@ mod value;
 
 pub use content::{CONTENT_TYPES, Content, from_pb_content, to_pb_content};
 pub use schema::{from_flat_schema, to_flat_schema};
-pub use value::{from_pb_fields, from_pb_value, to_pb_fields, to_pb_value};
+pub use value::{double_as_json, from_pb_fields, from_pb_value, to_pb_fields, to_pb_value};

@@ -46,7 +46,7 @@ pub fn from_pb_value(value: Value) -> Json {
     match value.kind {
         None | Some(Kind::NullValue(_)) => Json::Null,
         Some(Kind::BoolValue(b)) => Json::Bool(b),
-        Some(Kind::NumberValue(n)) => from_double(n),
+        Some(Kind::NumberValue(n)) => double_as_json(n),
         Some(Kind::StringValue(s)) => Json::String(s),
         Some(Kind::ListValue(list)) => {
             Json::Array(list.values.into_iter().map(from_pb_value).collect())
@@ -68,7 +68,10 @@ pub fn from_pb_fields(fields: HashMap<String, Value>) -> Map<String, Json> {
         .collect()
 }
 
-fn from_double(n: f64) -> Json {
+/// A protobuf double as JSON, by the rule above: whole and within `i64` (or `u64`) an
+/// integer, else a float, NaN and the infinities `null`. Shared with every proto whose numbers
+/// are doubles (`google.protobuf.Value` in orchestrate's run API too), so that all agree.
+pub fn double_as_json(n: f64) -> Json {
     // Whole and in range, the casts are exact (a double's integers in this range are integers
     // of the target type); -0.0 becomes 0.
     if n.fract() == 0.0 {

@@ -2,16 +2,14 @@
 //! the JSON object `POST /v1/run` takes (so that one policy checks both, and its errors name
 //! the same fields), an event its SSE JSON, a result or stored run a `RunSummary`.
 
+use aixrun_proto::mcp_json::double_as_json;
 use prost_types::value::Kind;
 use prost_types::{ListValue, Struct, Value as PbValue};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::pb;
 use crate::run::{Envelope, RunSummary as Summary, Usage};
 use crate::store::RunRecord;
-
-/// Largest whole number a double holds exactly: below it, a whole double is a JSON integer.
-const EXACT: f64 = 9_007_199_254_740_992.0;
 
 /// `request` as the JSON fields [`crate::service::RunRequest::parse`] checks: unset fields
 /// are left out (an empty string is unset, as proto3 has it).
@@ -52,17 +50,14 @@ pub fn request_fields(request: pb::RunRequest) -> Map<String, Value> {
     fields
 }
 
-/// A protobuf value as JSON. A whole number becomes a JSON integer (a tool's schema asking
-/// for an `integer` accepts it); a number JSON cannot hold (NaN, infinity) becomes null.
+/// A protobuf value as JSON, its numbers by the workspace's one rule
+/// ([`aixrun_proto::mcp_json::double_as_json`]: whole numbers as integers, NaN and infinities
+/// as null), as MCP's values over gRPC are.
 pub fn to_json(value: PbValue) -> Value {
     match value.kind {
         None | Some(Kind::NullValue(_)) => Value::Null,
         Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < EXACT => {
-            // Exact: a whole number below 2^53 in magnitude.
-            Value::from(n as i64)
-        }
-        Some(Kind::NumberValue(n)) => Number::from_f64(n).map_or(Value::Null, Value::Number),
+        Some(Kind::NumberValue(n)) => double_as_json(n),
         Some(Kind::StringValue(s)) => Value::String(s),
         Some(Kind::ListValue(list)) => Value::Array(list.values.into_iter().map(to_json).collect()),
         Some(Kind::StructValue(s)) => struct_to_json(s),
