@@ -63,7 +63,8 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// Panics when a source of `name` (its function crate's `src/`, build script and manifest, the
-/// runtime's, the protos) changed after the binary was built: `cargo test -p e2e` alone does not
+/// runtime's, and the protos' crate when the function depends on it) changed after the binary
+/// was built: `cargo test -p e2e` alone does not
 /// rebuild the function binaries, and testing an old one proves nothing. Test files are not
 /// sources: changing them does not relink the binary.
 fn refuse_stale(name: &str, binary: &Path) {
@@ -74,14 +75,19 @@ fn refuse_stale(name: &str, binary: &Path) {
         .and_then(|m| m.modified())
         .expect("binary mtime");
     let function = root.join("functions").join(name);
-    let sources = [
+    let mut sources = vec![
         function.join("src"),
         function.join("build.rs"),
         function.join("Cargo.toml"),
         root.join("shared").join("src"),
         root.join("shared").join("Cargo.toml"),
-        root.join("proto"),
     ];
+    // Not every function is built on the protos (health is not): a change there does not
+    // relink it, and must not be taken for a stale binary.
+    let manifest = std::fs::read_to_string(function.join("Cargo.toml")).unwrap_or_default();
+    if manifest.contains("aixrun-proto") {
+        sources.push(root.join("proto"));
+    }
     if let Some(newer) = sources.iter().find_map(|p| newer_than(p, built)) {
         panic!(
             "{} is older than its source {}: run `cargo test --workspace` (or `cargo build \
